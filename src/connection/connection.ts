@@ -1,0 +1,197 @@
+// One client connection, from the first byte to exit: ssh2 runs the transport; this wires
+// authentication, sessions and limits to it and decides when the process ends.
+import type { Socket } from 'node:net';
+import ssh2 from 'ssh2';
+import type { AuthenticationType, Connection as SshClient, Session } from 'ssh2';
+import { lookupNssAccount } from '../auth/account.ts';
+import type { AuthOutcome } from '../auth/authenticator.ts';
+import { Authenticator } from '../auth/authenticator.ts';
+import type { ListenerConfig } from '../config/index.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Peer } from '../session/command.ts';
+import { plainIp } from '../session/command.ts';
+import { SessionChannel } from '../session/session.ts';
+import { serverAlgorithms } from '../ssh/algorithms.ts';
+import type { HostKey } from '../ssh/host-keys.ts';
+import { notifyReady, notifyStatus } from '../systemd/notify.ts';
+import { SSH_IDENT } from '../version.ts';
+
+export const FIRST_AUTH_TIMEOUT_MS = 10_000;
+export const AUTH_TIMEOUT_MS = 120_000;
+const DISCONNECT_LINGER_MS = 1000; // time for a DISCONNECT to leave before the socket goes
+const KILL_GRACE_MS = 2000;
+const DISCONNECT_CONNECTION_LOST = 10;
+const OPEN_ADMINISTRATIVELY_PROHIBITED = 1;
+
+export interface ConnectionOptions {
+  log: Logger;
+  configDir: string;
+  listener: ListenerConfig;
+  hostKeys: HostKey[];
+  exit(code: number): void;
+}
+
+export class Connection {
+  private client: SshClient | undefined;
+  private readonly log: Logger;
+  private readonly peer: Peer;
+  private auth: AuthOutcome | undefined;
+  private readonly sessions = new Set<SessionChannel>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private ending = false;
+  private readonly startedAt = Date.now();
+  private readonly socket: Socket;
+  private readonly opts: ConnectionOptions;
+
+  constructor(socket: Socket, opts: ConnectionOptions) {
+    this.socket = socket;
+    this.opts = opts;
+    this.peer = {
+      remoteIp: socket.remoteAddress ?? '0.0.0.0',
+      remotePort: socket.remotePort ?? 0,
+      localIp: socket.localAddress ?? '0.0.0.0',
+      localPort: socket.localPort ?? 0,
+    };
+    this.log = opts.log.child({ client: plainIp(this.peer.remoteIp), port: this.peer.remotePort });
+  }
+
+  start(): void {
+    const server = new ssh2.Server({
+      hostKeys: this.opts.hostKeys.map((k) => k.data),
+      ident: SSH_IDENT,
+      algorithms: serverAlgorithms(),
+    } as ssh2.ServerConfig);
+    server.on('connection', (client) => this.onClient(client));
+    server.on('error', (err: Error) => this.log.debug({ err: err.message }, 'server error'));
+    // Whatever happens to the socket, this process is done when it closes.
+    this.socket.once('close', () => void this.end('socket closed'));
+    this.socket.on('error', (err: NodeJS.ErrnoException) => this.log.debug({ err: err.code ?? err.message }, 'socket error'));
+    this.timers.push(setTimeout(() => this.timeout('no authentication request'), FIRST_AUTH_TIMEOUT_MS));
+    this.timers.push(setTimeout(() => this.timeout('authentication took too long'), AUTH_TIMEOUT_MS));
+    server.injectSocket(this.socket);
+    this.log.info({ local: `${plainIp(this.peer.localIp)}:${this.peer.localPort}` }, 'connection');
+    setImmediate(() => {
+      notifyReady();
+      this.status();
+    });
+  }
+
+  private onClient(client: SshClient): void {
+    this.client = client;
+    const methods: AuthenticationType[] = ['publickey'];
+    const auth = new Authenticator({
+      log: this.log,
+      configDir: this.opts.configDir,
+      clientIp: plainIp(this.peer.remoteIp),
+      methods,
+      lookupAccount: lookupNssAccount,
+      disconnect: (reason, text) => this.disconnect(reason, text),
+      onFirstRequest: () => clearTimeout(this.timers[0]),
+      onSuccess: (outcome) => {
+        this.auth = outcome;
+        this.log.info(
+          { user: outcome.account.name, method: outcome.method, key: outcome.key.fingerprint, type: outcome.key.type, origin: outcome.key.origin },
+          'accepted',
+        );
+      },
+    });
+    client.on('authentication', (ctx) => auth.handle(ctx));
+    client.on('ready', () => {
+      for (const t of this.timers) clearTimeout(t);
+      this.status();
+    });
+    client.on('session', (accept) => this.onSession(accept()));
+    // Forwarding arrives with its own issue; until then every tunnel is refused, as
+    // administratively prohibited (RFC 4254 5.1), whatever the key's options allow.
+    const refuse = (reject: () => void, kind: string, dest: string) => {
+      this.log.info({ dest }, `${kind} refused: port forwarding is not enabled in this release`);
+      (reject as (code: number, text: string) => void)(OPEN_ADMINISTRATIVELY_PROHIBITED, 'port forwarding is not enabled');
+    };
+    client.on('tcpip', (_accept, reject, info) => refuse(reject, 'direct-tcpip', `${info.destIP}:${info.destPort}`));
+    client.on('openssh.streamlocal', (_accept, reject, info) => refuse(reject, 'direct-streamlocal', info.socketPath));
+    client.on('request', (_accept, reject, name) => {
+      this.log.info({ request: name }, 'global request refused');
+      reject?.();
+    });
+    client.on('rekey', () => this.log.debug('rekeyed'));
+    client.on('error', (err: Error & { level?: string }) => {
+      // Client and network trouble (bad packets, keepalive timeout, resets) ends this
+      // connection, never with a non-zero exit.
+      this.log.info({ err: err.message, level: err.level }, 'client error');
+      if (err.level === 'client-timeout') this.socket.destroy();
+    });
+    client.on('close', () => void this.end('client closed'));
+  }
+
+  private onSession(session: Session): void {
+    const outcome = this.auth;
+    if (!outcome) return; // ssh2 only opens channels after authentication
+    const s = new SessionChannel(session, {
+      log: this.log.child({ user: outcome.account.name }),
+      account: outcome.account,
+      policy: outcome.policy,
+      peer: this.peer,
+      verboseErrors: this.opts.listener.verboseErrors,
+      started: () => this.status(),
+      ended: (done) => {
+        this.sessions.delete(done);
+        this.status();
+      },
+    });
+    this.sessions.add(s);
+  }
+
+  private status(): void {
+    const from = plainIp(this.peer.remoteIp);
+    if (!this.auth) return notifyStatus(`connection from ${from} port ${this.peer.remotePort}: authenticating`);
+    const what = [...this.sessions].map((s) => s.summary);
+    const n = what.length;
+    notifyStatus(`${this.auth.account.name} from ${from}: ${n ? what.join(', ') : 'idle'}, ${n} channel${n === 1 ? '' : 's'}`);
+  }
+
+  private timeout(why: string): void {
+    this.log.info({ reason: why }, 'timeout');
+    this.disconnect(DISCONNECT_CONNECTION_LOST, 'Timeout');
+  }
+
+  disconnect(reason: number, text: string): void {
+    const proto = (this.client as unknown as { _protocol?: { disconnect(r: number, d: string): void } } | undefined)?._protocol;
+    try {
+      proto?.disconnect(reason, text);
+      this.socket.end();
+    } catch {
+      /* the socket may already be gone */
+    }
+    setTimeout(() => this.socket.destroy(), DISCONNECT_LINGER_MS).unref();
+    if (!proto) this.socket.destroy();
+  }
+
+  /** The connection is over: end what the user left running, then exit 0. */
+  async end(why: string): Promise<void> {
+    if (this.ending) return;
+    this.ending = true;
+    for (const t of this.timers) clearTimeout(t);
+    const live = [...this.sessions];
+    for (const s of live) {
+      s.terminate('SIGHUP');
+      s.terminate('SIGTERM');
+    }
+    if (live.length) {
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (this.sessions.size === 0) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 20);
+        setTimeout(() => {
+          clearInterval(check);
+          for (const s of this.sessions) s.terminate('SIGKILL');
+          resolve();
+        }, KILL_GRACE_MS);
+      });
+    }
+    this.log.info({ reason: why, user: this.auth?.account.name, seconds: (Date.now() - this.startedAt) / 1000 }, 'connection closed');
+    this.opts.exit(0);
+  }
+}

@@ -1,0 +1,98 @@
+// Pure: Account + Policy + a session request → SpawnDescription. No I/O here, so every rule
+// about forced commands, argv[0] and the environment is tested without a process.
+import { basename } from 'node:path';
+import type { Account } from '../auth/account.ts';
+import type { Policy } from '../auth/policy.ts';
+import type { PtySpec, SpawnDescription } from '../spawn/description.ts';
+
+export type SessionRequest =
+  | { kind: 'shell' }
+  | { kind: 'exec'; command: string }
+  | { kind: 'subsystem'; name: string; command: string }; // command: how the subsystem is run
+
+export interface Peer {
+  remoteIp: string;
+  remotePort: number;
+  localIp: string;
+  localPort: number;
+}
+
+export const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+export const ROOT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+// Client `env` requests accepted, as OpenSSH's Debian default `AcceptEnv LANG LC_*`: the
+// rest (LD_PRELOAD, PATH, BASH_ENV …) could change what a forced command does.
+export function acceptedClientEnv(name: string): boolean {
+  return name === 'LANG' || /^LC_[A-Z_]+$/.test(name);
+}
+
+/** IPv4-mapped IPv6 addresses are shown as IPv4, as OpenSSH does. */
+export function plainIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+export function buildEnvironment(opts: {
+  account: Account;
+  peer: Peer;
+  clientEnv: [string, string][];
+  pty?: PtySpec;
+  originalCommand?: string;
+}): [string, string][] {
+  const { account, peer } = opts;
+  const env = new Map<string, string>();
+  env.set('USER', account.name);
+  env.set('LOGNAME', account.name);
+  env.set('HOME', account.home);
+  env.set('SHELL', account.shell);
+  env.set('PATH', account.uid === 0 ? ROOT_PATH : DEFAULT_PATH);
+  env.set('MAIL', `/var/mail/${account.name}`);
+  for (const [k, v] of opts.clientEnv) if (acceptedClientEnv(k)) env.set(k, v);
+  // After the client's variables, so none of these can be overridden.
+  if (opts.pty) env.set('TERM', opts.pty.term || 'dumb');
+  const rip = plainIp(peer.remoteIp);
+  env.set('SSH_CLIENT', `${rip} ${peer.remotePort} ${peer.localPort}`);
+  env.set('SSH_CONNECTION', `${rip} ${peer.remotePort} ${plainIp(peer.localIp)} ${peer.localPort}`);
+  if (opts.originalCommand !== undefined) env.set('SSH_ORIGINAL_COMMAND', opts.originalCommand);
+  // SSH_TTY is set by lukko-exec, which is the first to know the pty's name.
+  return [...env];
+}
+
+/**
+ * What runs. As OpenSSH: a command (forced or requested) runs as `<shell> -c <command>`
+ * with argv[0] the shell's base name; a shell request runs the login shell with argv[0]
+ * "-<name>"; a forced command replaces exec, shell and subsystem alike, and
+ * SSH_ORIGINAL_COMMAND carries what the client asked for (absent for a shell request).
+ */
+export function describeSession(opts: {
+  account: Account;
+  policy: Policy;
+  request: SessionRequest;
+  peer: Peer;
+  clientEnv: [string, string][];
+  pty?: PtySpec;
+}): SpawnDescription {
+  const { account, policy, request } = opts;
+  const shell = account.shell;
+  const name = basename(shell);
+  let command: string | undefined;
+  let originalCommand: string | undefined;
+  if (policy.forcedCommand !== undefined) {
+    command = policy.forcedCommand;
+    if (request.kind !== 'shell') originalCommand = request.command;
+  } else if (request.kind !== 'shell') {
+    command = request.command;
+  }
+  const env = buildEnvironment({ account, peer: opts.peer, clientEnv: opts.clientEnv, pty: opts.pty, originalCommand });
+  const base = {
+    file: shell,
+    env,
+    cwd: account.home,
+    uid: account.uid,
+    gid: account.gid,
+    groups: account.groups,
+    user: account.name,
+    ...(opts.pty ? { pty: opts.pty } : {}),
+  };
+  if (command === undefined) return { ...base, argv0: `-${name}`, args: [] };
+  return { ...base, argv0: name, args: ['-c', command] };
+}

@@ -1,0 +1,217 @@
+// One "session" channel (RFC 4254 6): pty, env, then exactly one of exec, shell or
+// subsystem, then signals and window changes until the process exits. Requests are checked
+// against the connection's Policy; what runs is described by describeSession() and made by
+// the spawner.
+import { existsSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import type { ServerChannel, Session } from 'ssh2';
+import type { Account } from '../auth/account.ts';
+import type { Policy } from '../auth/policy.ts';
+import type { Logger } from '../log/logger.ts';
+import type { PtySpec } from '../spawn/description.ts';
+import type { ExitInfo, UserProcess } from '../spawn/spawn.ts';
+import { spawnUserProcess } from '../spawn/spawn.ts';
+import type { Peer, SessionRequest } from './command.ts';
+import { acceptedClientEnv, describeSession } from './command.ts';
+
+// RFC 4254 6.10 signal names a client may send.
+const CLIENT_SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
+const ENV_BUDGET = 16384; // bytes of name + value + 32 per variable, as the original
+const SFTP_SERVERS = ['/usr/lib/openssh/sftp-server', '/usr/libexec/openssh/sftp-server', '/usr/libexec/sftp-server', '/usr/lib/ssh/sftp-server', '/usr/lib64/misc/sftp-server'];
+
+export function findSftpServer(): string | undefined {
+  return SFTP_SERVERS.find((p) => existsSync(p));
+}
+
+export interface SessionHost {
+  log: Logger;
+  account: Account;
+  policy: Policy;
+  peer: Peer;
+  verboseErrors: boolean;
+  started(s: SessionChannel): void;
+  ended(s: SessionChannel): void;
+}
+
+type Accept = (() => void) | undefined;
+type AcceptChannel = () => ServerChannel | undefined;
+type Reject = (() => void) | undefined;
+
+function waitDrained(stream: Writable): Promise<void> {
+  if (stream.writableLength === 0 || stream.destroyed || !stream.writable) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}
+
+export class SessionChannel {
+  readonly id: number;
+  private static next = 0;
+  private pty: PtySpec | undefined;
+  private readonly env: [string, string][] = [];
+  private envUsed = 0;
+  private proc: UserProcess | undefined;
+  private channel: ServerChannel | undefined;
+  private closed = false;
+  request: SessionRequest | undefined;
+  private readonly host: SessionHost;
+
+  constructor(session: Session, host: SessionHost) {
+    this.host = host;
+    this.id = SessionChannel.next++;
+    session.on('pty', (accept, reject, info) => this.onPty(accept, reject, info as unknown as PtySpec | undefined));
+    session.on('window-change', (accept, reject, info) => {
+      if (!this.pty || !info) return reject?.();
+      this.pty = { ...this.pty, cols: info.cols, rows: info.rows, width: info.width, height: info.height };
+      this.proc?.resize(info.cols, info.rows);
+      accept?.();
+    });
+    session.on('env', (accept, reject, info) => this.onEnv(accept, reject, info.key, info.val));
+    session.on('signal', (accept, reject, info) => this.onSignal(accept, reject, info.name));
+    session.on('shell', (accept, reject) => this.start(accept as AcceptChannel, reject, { kind: 'shell' }));
+    session.on('exec', (accept, reject, info) => this.start(accept as AcceptChannel, reject, { kind: 'exec', command: info.command }));
+    session.on('subsystem', (accept, reject, info) => {
+      const server = info.name === 'sftp' ? findSftpServer() : undefined;
+      if (!server) {
+        this.host.log.info({ subsystem: info.name }, 'subsystem refused');
+        return reject?.();
+      }
+      this.start(accept as AcceptChannel, reject, { kind: 'subsystem', name: info.name, command: server });
+    });
+    session.on('x11', (_accept, reject) => reject?.());
+    session.on('auth-agent', (_accept, reject) => reject?.());
+    session.on('close', () => this.onClose());
+  }
+
+  get summary(): string {
+    const r = this.request;
+    if (!r) return 'session';
+    if (r.kind === 'shell') return this.pty ? 'shell' : 'shell (no tty)';
+    if (r.kind === 'subsystem') return r.name;
+    return `exec ${r.command.length > 40 ? r.command.slice(0, 40) + '…' : r.command}`;
+  }
+
+  private onPty(accept: Accept, reject: Reject, info: PtySpec | undefined): void {
+    if (!info || this.request || !this.host.policy.pty) {
+      if (!this.host.policy.pty) this.host.log.info({ origin: this.host.policy.origins }, 'pty refused by policy');
+      return reject?.();
+    }
+    this.pty = { term: info.term, cols: info.cols, rows: info.rows, width: info.width, height: info.height, modes: info.modes ?? {} };
+    this.host.log.debug({ term: info.term, cols: info.cols, rows: info.rows, modes: this.pty.modes }, 'pty');
+    accept?.();
+  }
+
+  private onEnv(accept: Accept, reject: Reject, key: string, val: string): void {
+    const cost = Buffer.byteLength(key) + Buffer.byteLength(val) + 32;
+    if (this.request || !acceptedClientEnv(key) || this.envUsed + cost > ENV_BUDGET) {
+      this.host.log.debug({ name: key.slice(0, 64) }, 'environment variable refused');
+      return reject?.();
+    }
+    this.envUsed += cost;
+    this.env.push([key, val]);
+    accept?.();
+  }
+
+  private onSignal(accept: Accept, reject: Reject, name: string): void {
+    const sig = name.replace(/^SIG/, '');
+    if (!this.proc || !CLIENT_SIGNALS.has(sig)) return reject?.();
+    this.proc.kill(`SIG${sig}` as NodeJS.Signals, false);
+    accept?.();
+  }
+
+  private start(accept: AcceptChannel, reject: Reject, request: SessionRequest): void {
+    if (this.request || this.closed) return reject?.();
+    const { account, policy, peer, log } = this.host;
+    // Fail closed: home-read-only needs a private mount namespace, which only the session
+    // isolation of a later release provides. Until then such a key gets no process at all.
+    if (policy.homeReadOnly) {
+      log.warn({ origin: policy.origins }, 'session refused: home-read-only cannot be enforced by this release');
+      return reject?.();
+    }
+    const desc = describeSession({ account, policy, request, peer, clientEnv: this.env, pty: this.pty });
+    // Accept at once: ssh2 drops channel data and EOF that arrive before the channel object
+    // exists, and the client may send both right after the request.
+    const channel = accept();
+    if (!channel) return;
+    this.request = request;
+    this.channel = channel;
+    channel.on('error', (err: Error) => log.debug({ err: err.message }, 'channel error'));
+    channel.stderr.on('error', () => {});
+    log.info(
+      { session: this.id, request: request.kind, command: request.kind === 'shell' ? undefined : request.command, forced: policy.forcedCommand !== undefined, pty: !!this.pty },
+      'session start',
+    );
+    this.host.started(this);
+    spawnUserProcess(desc).then(
+      (proc) => this.attach(proc, channel),
+      (err: Error) => {
+        log.warn({ session: this.id, err: err.message }, 'spawn failed');
+        if (this.host.verboseErrors) channel.stderr.write(`Failed to execute: ${err.message}\r\n`);
+        channel.end();
+      },
+    );
+  }
+
+  private attach(proc: UserProcess, channel: ServerChannel): void {
+    this.proc = proc;
+    if (this.closed) {
+      proc.kill('SIGHUP');
+      return;
+    }
+    const outputs: Writable[] = [channel];
+    if (proc.pty) {
+      const pty = proc.pty;
+      pty.onData((data: string | Buffer) => {
+        if (!channel.write(data)) {
+          pty.pause();
+          channel.once('drain', () => pty.resume());
+        }
+      });
+      channel.on('data', (d: Buffer) => pty.write(d as unknown as string));
+    } else {
+      const stdin = proc.stdin!;
+      stdin.on('error', () => {}); // EPIPE once the process stops reading
+      channel.pipe(stdin);
+      (proc.stdout as Readable).pipe(channel, { end: false });
+      (proc.stderr as Readable).pipe(channel.stderr, { end: false });
+      outputs.push(channel.stderr);
+    }
+    proc.onExit((info) => void this.finish(info, channel, outputs));
+  }
+
+  private async finish(info: ExitInfo, channel: ServerChannel, outputs: Writable[]): Promise<void> {
+    this.host.log.info({ session: this.id, code: info.code, signal: info.signal }, 'session end');
+    await Promise.all(outputs.map(waitDrained));
+    if (!this.closed) {
+      try {
+        if (info.signal) channel.exit(info.signal, info.coreDumped, '');
+        else channel.exit(info.code ?? 255);
+      } catch {
+        channel.exit(255); // a signal name RFC 4254 does not know
+      }
+      channel.end();
+    }
+    this.proc = undefined;
+    this.host.ended(this);
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // The client closed the channel (or the connection went): the process goes with it.
+    this.proc?.kill('SIGHUP');
+    this.proc?.kill('SIGTERM');
+    if (!this.proc) this.host.ended(this);
+  }
+
+  /** Ends the process group, for the connection's last moments. */
+  terminate(signal: NodeJS.Signals): void {
+    this.proc?.kill(signal);
+  }
+}

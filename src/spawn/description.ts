@@ -1,0 +1,26 @@
+// The spawn description (design.md step 7): everything needed to start one user process,
+// as plain data. Sessions build it from Account + Policy + request; the spawner makes the
+// process with exactly this, or refuses. Later issues add isolation fields here; a field
+// the spawner cannot enforce must make it refuse, never be dropped.
+
+export interface PtySpec {
+  term: string;
+  cols: number;
+  rows: number;
+  width: number;
+  height: number;
+  modes: Record<string, number>;
+}
+
+export interface SpawnDescription {
+  file: string; // executed with execvp(3)
+  argv0: string; // e.g. "-bash" for a login shell
+  args: string[];
+  env: [string, string][]; // in order; names unique
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[] | 'nss'; // 'nss': initgroups(3) for `user`
+  user: string;
+  pty?: PtySpec;
+}

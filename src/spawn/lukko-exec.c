@@ -1,0 +1,206 @@
+/*
+ * lukko-exec: the last step between lukko's per-connection process (root) and a user's
+ * program. Node cannot do this itself: child_process drops all supplementary groups when
+ * it changes uid (libuv calls setgroups(0, NULL)), node-pty never touches groups, and
+ * neither can give a login shell its "-bash" argv[0]. util-linux setpriv gets groups
+ * right but cannot set argv[0] or terminal modes either, so this helper does exactly these
+ * steps, in this order, and nothing else:
+ *
+ *   terminal modes on fd 0 (pty sessions) -> supplementary groups -> gid -> uid
+ *   -> refuse to continue if root could be regained -> chdir -> close fds >= 3 -> execvp
+ *
+ * Usage: lukko-exec [--uid N --gid N (--groups a,b,.. | --init-groups NAME)]
+ *                   [--chdir DIR] [--argv0 NAME] [--tty GID]
+ *                   [--termios I+,I-,O+,O-,C+,C-,L+,L-] [--cc INDEX=VALUE]...
+ *                   -- FILE [ARG]...
+ * --tty: fd 0 is the session's pty; it is given to the user (group GID, mode 0620, as
+ * OpenSSH does) and SSH_TTY names it.
+ * Numbers are decimal. Exit status 126 for a setup failure (like a shell's "cannot
+ * execute"), 127 when FILE cannot be executed; the reason goes to stderr, which the session
+ * forwards to the client.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+static void fail(int status, const char *what, const char *arg)
+{
+	fprintf(stderr, "lukko-exec: %s%s%s: %s\r\n", what, arg ? " " : "", arg ? arg : "",
+		strerror(errno));
+	_exit(status);
+}
+
+static void usage(const char *why)
+{
+	fprintf(stderr, "lukko-exec: %s\n", why);
+	_exit(126);
+}
+
+static unsigned long number(const char *s, unsigned long max)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end != 0 || errno != 0 || v > max)
+		usage("bad number");
+	return v;
+}
+
+static size_t parse_groups(char *list, gid_t *out, size_t max)
+{
+	size_t n = 0;
+	if (*list == 0)
+		return 0;
+	for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+		if (n == max)
+			usage("too many groups");
+		out[n++] = (gid_t)number(tok, UINT_MAX - 1);
+	}
+	return n;
+}
+
+static void apply_termios(const char *spec, char **cc, size_t ncc)
+{
+	unsigned long v[8];
+	if (sscanf(spec, "%lu,%lu,%lu,%lu,%lu,%lu,%lu,%lu", &v[0], &v[1], &v[2], &v[3], &v[4],
+		   &v[5], &v[6], &v[7]) != 8)
+		usage("bad --termios");
+	struct termios t;
+	if (tcgetattr(0, &t) < 0)
+		fail(126, "tcgetattr", NULL);
+	t.c_iflag = (t.c_iflag | v[0]) & ~v[1];
+	t.c_oflag = (t.c_oflag | v[2]) & ~v[3];
+	/* CS7/CS8 are values of the CSIZE field, not independent bits */
+	if (v[4] & CSIZE)
+		t.c_cflag &= ~CSIZE;
+	t.c_cflag = (t.c_cflag | v[4]) & ~v[5];
+	t.c_lflag = (t.c_lflag | v[6]) & ~v[7];
+	for (size_t i = 0; i < ncc; i++) {
+		unsigned idx, val;
+		if (sscanf(cc[i], "%u=%u", &idx, &val) != 2 || idx >= NCCS || val > 255)
+			usage("bad --cc");
+		t.c_cc[idx] = (cc_t)val;
+	}
+	if (tcsetattr(0, TCSANOW, &t) < 0)
+		fail(126, "tcsetattr", NULL);
+}
+
+int main(int argc, char **argv)
+{
+	long uid = -1, gid = -1;
+	long tty_gid = -1;
+	char *groups = NULL, *init_groups = NULL, *dir = NULL, *argv0 = NULL, *termios_spec = NULL;
+	char *cc[NCCS];
+	size_t ncc = 0;
+	int i = 1;
+
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (i + 1 >= argc)
+			usage("option without value");
+		char *val = argv[++i];
+		if (strcmp(a, "--uid") == 0)
+			uid = (long)number(val, UINT_MAX - 1);
+		else if (strcmp(a, "--gid") == 0)
+			gid = (long)number(val, UINT_MAX - 1);
+		else if (strcmp(a, "--groups") == 0)
+			groups = val;
+		else if (strcmp(a, "--init-groups") == 0)
+			init_groups = val;
+		else if (strcmp(a, "--chdir") == 0)
+			dir = val;
+		else if (strcmp(a, "--argv0") == 0)
+			argv0 = val;
+		else if (strcmp(a, "--tty") == 0)
+			tty_gid = (long)number(val, UINT_MAX - 1);
+		else if (strcmp(a, "--termios") == 0)
+			termios_spec = val;
+		else if (strcmp(a, "--cc") == 0) {
+			if (ncc == NCCS)
+				usage("too many --cc");
+			cc[ncc++] = val;
+		} else
+			usage("unknown option");
+	}
+	if (i >= argc)
+		usage("no program");
+	if ((uid < 0) != (gid < 0))
+		usage("--uid and --gid go together");
+	if (uid >= 0 && !groups && !init_groups)
+		usage("--uid needs --groups or --init-groups: never keep the server's groups");
+
+	/* Node ignores SIGPIPE and may block signals; the user's program starts clean. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+
+	if (termios_spec)
+		apply_termios(termios_spec, cc, ncc);
+
+	if (tty_gid >= 0) {
+		const char *name = ttyname(0);
+		if (!name)
+			fail(126, "ttyname", NULL);
+		if (uid >= 0 && fchown(0, (uid_t)uid, (gid_t)tty_gid) < 0)
+			fail(126, "chown", name);
+		if (fchmod(0, 0620) < 0)
+			fail(126, "chmod", name);
+		setenv("SSH_TTY", name, 1);
+	}
+
+	if (uid >= 0) {
+		if (init_groups) {
+			if (initgroups(init_groups, (gid_t)gid) < 0)
+				fail(126, "initgroups", init_groups);
+		} else {
+			static gid_t list[NGROUPS_MAX];
+			size_t n = parse_groups(groups, list, NGROUPS_MAX);
+			if (setgroups(n, list) < 0)
+				fail(126, "setgroups", NULL);
+		}
+		if (setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0)
+			fail(126, "setgid", NULL);
+		if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
+			fail(126, "setuid", NULL);
+		/* fail closed: a non-root target must not be able to get root back */
+		if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+			fprintf(stderr, "lukko-exec: could regain root after dropping it\r\n");
+			_exit(126);
+		}
+	}
+
+	if (dir && chdir(dir) < 0) {
+		/* as OpenSSH: say so and start in / rather than refuse the session */
+		fprintf(stderr, "Could not chdir to home directory %s: %s\r\n", dir, strerror(errno));
+		if (chdir("/") < 0)
+			fail(126, "chdir", "/");
+	}
+
+	/* nothing of the server's (the client socket, logs, key files) reaches the user */
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+		for (int fd = 3; fd < 65536; fd++)
+			close(fd);
+
+	char *file = argv[i];
+	if (argv0)
+		argv[i] = argv0;
+	execvp(file, &argv[i]);
+	fail(127, "cannot execute", file);
+	return 127;
+}

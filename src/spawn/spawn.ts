@@ -1,0 +1,166 @@
+// Makes a user process from a SpawnDescription, through lukko-exec (see lukko-exec.c for
+// why a helper at all). Pipes for plain sessions, a pty from node-pty for terminals. Each
+// process leads its own process group, so ending a session reaches what it started.
+import { spawn as spawnChild } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { SpawnDescription } from './description.ts';
+import { termiosArgs } from './termios.ts';
+
+export class SpawnRefused extends Error {}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null; // without "SIG", as RFC 4254 6.10 wants it
+  coreDumped: boolean;
+}
+
+export interface UserProcess {
+  pid: number;
+  stdin?: Writable;
+  stdout?: Readable;
+  stderr?: Readable;
+  pty?: import('node-pty').IPty;
+  // Called once the process has exited and its output is fully read.
+  onExit(cb: (info: ExitInfo) => void): void;
+  // group: the whole process group (ending a session); else only the process (a client's signal).
+  kill(signal: NodeJS.Signals, group?: boolean): void;
+  resize(cols: number, rows: number): void;
+}
+
+let execPath: string | undefined;
+
+/** dist/spawn/lukko-exec next to this module once built; from src/ (tests), the built one. */
+export function lukkoExecPath(): string {
+  if (execPath) return execPath;
+  const candidates = [
+    process.env.LUKKO_EXEC,
+    fileURLToPath(new URL('./lukko-exec', import.meta.url)),
+    fileURLToPath(new URL('../../dist/spawn/lukko-exec', import.meta.url)),
+  ];
+  for (const c of candidates) if (c && existsSync(c)) return (execPath = c);
+  throw new SpawnRefused('lukko-exec helper not found (run npm run build)');
+}
+
+const SIGNAL_NAMES = new Map<number, string>(
+  Object.entries(osConstants.signals).map(([name, num]) => [num, name.replace(/^SIG/, '')]),
+);
+
+let ttyGid: number | undefined;
+async function ttyGroup(): Promise<number> {
+  if (ttyGid !== undefined) return ttyGid;
+  const { readFileSync } = await import('node:fs');
+  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('tty:'));
+  ttyGid = line ? Number(line.split(':')[2]) : 5;
+  return ttyGid;
+}
+
+/** Pure: the lukko-exec command line for a description, as `[helper args..., '--', file, args...]`. */
+export function execArgs(desc: SpawnDescription, opts: { asRoot: boolean; ttyGid?: number }): string[] {
+  const a: string[] = [];
+  if (opts.asRoot) {
+    a.push('--uid', String(desc.uid), '--gid', String(desc.gid));
+    if (desc.groups === 'nss') a.push('--init-groups', desc.user);
+    else a.push('--groups', desc.groups.join(','));
+  }
+  a.push('--chdir', desc.cwd, '--argv0', desc.argv0);
+  if (desc.pty) {
+    a.push('--tty', String(opts.ttyGid ?? 5));
+    a.push(...termiosArgs(desc.pty.modes));
+  }
+  a.push('--', desc.file, ...desc.args);
+  return a;
+}
+
+function checkIdentity(desc: SpawnDescription): boolean {
+  const asRoot = process.getuid?.() === 0;
+  // Without root we cannot change identity; only the server's own user can log in
+  // (`npm start` as a developer). Anything else fails closed.
+  if (!asRoot && desc.uid !== process.getuid?.()) {
+    throw new SpawnRefused(`cannot run as uid ${desc.uid}: lukko is not running as root`);
+  }
+  return asRoot;
+}
+
+export async function spawnUserProcess(desc: SpawnDescription): Promise<UserProcess> {
+  const asRoot = checkIdentity(desc);
+  const helper = lukkoExecPath();
+  const env = Object.fromEntries(desc.env);
+  if (desc.pty) {
+    const args = execArgs(desc, { asRoot, ttyGid: await ttyGroup() });
+    const pty = await import('node-pty');
+    const p = pty.spawn(helper, args, {
+      name: desc.pty.term,
+      cols: desc.pty.cols || 80,
+      rows: desc.pty.rows || 24,
+      cwd: '/',
+      env,
+      encoding: null, // Buffers: a terminal is a byte stream, not UTF-8
+    });
+    let exitCb: ((i: ExitInfo) => void) | undefined;
+    let exited: ExitInfo | undefined;
+    p.onExit(({ exitCode, signal }) => {
+      exited = { code: signal ? null : exitCode, signal: signal ? (SIGNAL_NAMES.get(signal) ?? 'KILL') : null, coreDumped: false };
+      exitCb?.(exited);
+    });
+    return {
+      pid: p.pid,
+      pty: p,
+      onExit(cb) {
+        exitCb = cb;
+        if (exited) cb(exited);
+      },
+      kill(signal, group = true) {
+        try {
+          process.kill(group ? -p.pid : p.pid, signal); // forkpty made it a session (and group) leader
+        } catch {
+          /* already gone */
+        }
+      },
+      resize(cols, rows) {
+        try {
+          p.resize(cols || 80, rows || 24);
+        } catch {
+          /* the pty may be closing */
+        }
+      },
+    };
+  }
+  const args = execArgs(desc, { asRoot });
+  const child = spawnChild(helper, args, {
+    cwd: '/',
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true, // own session and process group: kill(-pid) reaches its children
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  let exitCb: ((i: ExitInfo) => void) | undefined;
+  let exited: ExitInfo | undefined;
+  child.once('close', (code, signal) => {
+    exited = { code, signal: signal ? signal.replace(/^SIG/, '') : null, coreDumped: false };
+    exitCb?.(exited);
+  });
+  return {
+    pid: child.pid!,
+    stdin: child.stdin!,
+    stdout: child.stdout!,
+    stderr: child.stderr!,
+    onExit(cb) {
+      exitCb = cb;
+      if (exited) cb(exited);
+    },
+    kill(signal, group = true) {
+      try {
+        process.kill(group ? -child.pid! : child.pid!, signal);
+      } catch {
+        /* already gone */
+      }
+    },
+    resize() {},
+  };
+}

@@ -21,6 +21,7 @@
 //   BENCH_BREAKDOWN_RUNS=10  repetitions of each breakdown probe
 //   BENCH_JSON=<file>        also write every figure there as JSON
 //   BENCH_KEEP_TMP=1         keep the temporary directory (for debugging)
+//   BENCH_USER_RC=hide       `keep`: let the sessions' bash read the accounts' ~/.bashrc
 //   LUKKO_NODE=<path>        the node that runs lukko (default: .runtime/bin/node)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -274,11 +275,38 @@ async function keygen(file) {
   await mustRun('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lukko-bench', '-f', file]);
 }
 
+// bash sources ~/.bashrc even for `bash -c CMD` when started by an SSH server (Debian builds
+// it with SSH_SOURCE_BASHRC), so a heavy rc file (pyenv init …) would be timed as part of
+// every login of both servers. By default the servers run where those files read as empty.
+const HIDE_RC = (process.env.BENCH_USER_RC || 'hide') !== 'keep';
+const HIDE_SCRIPT = 'e=$1; shift; while [ "$1" != -- ]; do mount --bind "$e" "$1" || exit 1; shift; done; shift; exec "$@"';
+const EMPTY_RC = () => {
+  const f = path.join(TMP, 'empty-rc');
+  if (!fs.existsSync(f)) fs.writeFileSync(f, '', { mode: 0o644 });
+  return f;
+};
+let hiddenRc = [];
+
+function rcFilesOf(users) {
+  const out = [];
+  for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f.length < 7 || !users.includes(f[0]) || path.basename(f[6]) !== 'bash') continue;
+    const rc = path.join(f[5], '.bashrc');
+    if (fs.existsSync(rc) && fs.statSync(rc).isFile()) out.push(rc);
+  }
+  return out;
+}
+
 async function startActivator(name, port, argv, { inetd }) {
   const log = path.join(TMP, `${name}.log`);
   const fd = fs.openSync(log, 'a');
   const args = ['--accept', ...(inetd ? ['--inetd'] : []), '-l', `127.0.0.1:${port}`, ...argv];
-  const child = track(spawn('systemd-socket-activate', args, { env: BASE_ENV, cwd: TMP, stdio: ['ignore', fd, fd] }));
+  // Optionally in a private mount namespace where the accounts' shell rc files are empty.
+  const [cmd, cmdArgs] = hiddenRc.length
+    ? ['unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', HIDE_SCRIPT, 'sh', EMPTY_RC(), ...hiddenRc, '--', 'systemd-socket-activate', ...args]]
+    : ['systemd-socket-activate', args];
+  const child = track(spawn(cmd, cmdArgs, { env: BASE_ENV, cwd: TMP, stdio: ['ignore', fd, fd] }));
   fs.closeSync(fd);
   const a = { name, port, child, pid: child.pid, log, seen: new Set() };
   activators.push(a);
@@ -333,6 +361,7 @@ async function setup() {
   );
   await mustRun(SSHD, ['-t', '-f', sshdConf]);
 
+  if (HIDE_RC) hiddenRc = rcFilesOf(['root', defaultMemUser()].filter(Boolean));
   const compileCache = path.join(TMP, 'node-compile-cache');
   fs.mkdirSync(compileCache);
   const lukko = await startActivator(
@@ -698,6 +727,7 @@ function report(r) {
   say(`lukko:   node ${f.node}; ssh2 native crypto binding: ${f.ssh2Binding ? 'active' : 'NOT active'}`);
   say(`openssh: server ${f.sshd}; client ${f.ssh}`);
   say(`load average: ${r.loadBefore.map(f2).join(' ')} at start, ${r.loadAfter.map(f2).join(' ')} at end`);
+  say(`shell rc files: ${hiddenRc.length ? `${hiddenRc.join(', ')} read as empty by the servers' sessions (private mount namespace; BENCH_USER_RC=keep to keep them)` : HIDE_RC ? 'none to hide' : 'kept (BENCH_USER_RC=keep)'}`);
   say(`compile cache: ${lat.compileCacheFiles} file(s) after ${WARMUP} warm-up login(s) per server`);
   say();
 

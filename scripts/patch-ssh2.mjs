@@ -14,6 +14,10 @@
 // 5. A refused channel open always says "connect failed" with no text; lukko refuses
 //    forwarding by policy, which RFC 4254 5.1 calls "administratively prohibited", and says
 //    why. The reject() handed to 'tcpip' and friends takes an optional reason and text.
+// 6. first_kex_packet_follows: ssh2 overwrites the client's KEX list with the chosen name
+//    before comparing it with the client's guess, so a RIGHT guess is taken for a wrong one
+//    and the client's first key-exchange packet is dropped. Dropbear always guesses: its
+//    clients stalled until the login timeout.
 // 3. Protocol#disconnect(reason) always sends an empty description; lukko passes one
 //    ("Timeout", "Too many authentication failures", ...) that clients print.
 // 2. With an RSA host key loaded, ssh2 appends `ssh-rsa` (SHA-1) to the host key algorithms
@@ -112,6 +116,16 @@ const patches = [
     to: `            if (localChan !== -1)
               this._chanMgr.remove(localChan);
             proto.channelOpenFail(info.sender, reason, typeof desc === 'string' ? desc : '');`,
+  },
+  {
+    file: 'lib/protocol/kex.js',
+    from: `  init.kex = clientList[i];
+  debug && debug(\`Handshake: KEX algorithm: \${clientList[i]}\`);
+  if (firstFollows && (!remote.kex.length || clientList[i] !== remote.kex[0])) {`,
+    to: `  const guessedKex = remote.kex[0]; /* lukko: read the guess before it is overwritten */
+  init.kex = clientList[i];
+  debug && debug(\`Handshake: KEX algorithm: \${clientList[i]}\`);
+  if (firstFollows && (guessedKex === undefined || clientList[i] !== guessedKex)) {`,
   },
 ];
 

@@ -60,6 +60,8 @@ export class Connection {
       hostKeys: this.opts.hostKeys.map((k) => k.data),
       ident: SSH_IDENT,
       algorithms: serverAlgorithms(),
+      // protocol tracing for debugging a client, at log level "trace"
+      ...(this.log.isLevelEnabled('trace') ? { debug: (msg: string) => this.log.trace(msg) } : {}),
     } as ssh2.ServerConfig);
     server.on('connection', (client) => this.onClient(client));
     server.on('error', (err: Error) => this.log.debug({ err: err.message }, 'server error'));

@@ -503,7 +503,14 @@ async function throughput(ctx) {
   for (let rep = 0; rep < UPLOAD_REPS; rep++) {
     for (const c of UPLOAD_CIPHERS) {
       const order = rep % 2 ? [sshd, lukko] : [lukko, sshd];
-      for (const s of order) res[c][s === lukko ? 'lukko' : 'sshd'].push(await upload(ctx, s, c));
+      for (const s of order) {
+        await allServersGone(ctx);
+        const cpu0 = reapedCpuMs(s.pid);
+        const r = await upload(ctx, s, c);
+        await allServersGone(ctx);
+        r.serverCpuMs = reapedCpuMs(s.pid) - cpu0;
+        res[c][s === lukko ? 'lukko' : 'sshd'].push(r);
+      }
     }
   }
   const out = {};
@@ -511,7 +518,13 @@ async function throughput(ctx) {
     out[c] = {};
     for (const k of ['lukko', 'sshd']) {
       const runs = res[c][k];
-      out[c][k] = { mbps: median(runs.map((r) => r.mbps)), wallMbps: median(runs.map((r) => r.wallMbps)), runs };
+      out[c][k] = {
+        mbps: median(runs.map((r) => r.mbps)),
+        wallMbps: median(runs.map((r) => r.wallMbps)),
+        // Server CPU (user+sys, login included) per GiB moved: independent of other load.
+        cpuSecPerGiB: median(runs.map((r) => r.serverCpuMs / 1000 / (r.bytes / 2 ** 30))),
+        runs,
+      };
     }
   }
   return out;
@@ -752,7 +765,7 @@ function report(r) {
   for (const c of UPLOAD_CIPHERS) {
     const t = tput[c];
     const runs = (k) => t[k].runs.map((x) => f1(x.mbps)).join(', ');
-    say(`upload ${c}: stream MB/s lukko [${runs('lukko')}] sshd [${runs('sshd')}]; ssh wall time incl. login: lukko ${f1(t.lukko.wallMbps)}, sshd ${f1(t.sshd.wallMbps)} MB/s (medians)`);
+    say(`upload ${c}: stream MB/s lukko [${runs('lukko')}] sshd [${runs('sshd')}]; ssh wall time incl. login: lukko ${f1(t.lukko.wallMbps)}, sshd ${f1(t.sshd.wallMbps)} MB/s; server CPU per GiB: lukko ${f2(t.lukko.cpuSecPerGiB)} s, sshd ${f2(t.sshd.cpuSecPerGiB)} s (medians)`);
   }
   say();
   say('memory of one idle session (KiB; processes counted):');

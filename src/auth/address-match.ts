@@ -33,7 +33,7 @@ export function matchPattern(pattern: string, text: string): boolean {
     } else if (starP >= 0) {
       // Let the last `*` swallow one more character and retry from there.
       p = starP + 1;
-
+      starT++;
       t = starT;
     } else {
       return false;

@@ -176,11 +176,11 @@ function needsQuotedValue(o: RawOption, canonical: string): string | null {
 function interpret(o: RawOption, seen: Set<string>): Step {
   const lower = o.name.toLowerCase();
 
-  if (lower === 'restrict' || lower === 'home-read-only') {
-    if (lower === 'restrict') {
-      if (o.value !== undefined) return { ok: false, reason: `option "restrict" does not take a value` };
-      return { ok: true, option: { kind: 'restrict', text: 'restrict' } };
-    }
+  if (lower === 'restrict') {
+    if (o.value !== undefined) return { ok: false, reason: `option "restrict" does not take a value` };
+    return { ok: true, option: { kind: 'restrict', text: 'restrict' } };
+  }
+  if (lower === 'home-read-only') {
     // The original lukko documented home-read-only with an arbitrary value; keep accepting
     // that (quoted or not) so existing files stay usable.
     return { ok: true, option: { kind: 'home-read-only', text: 'home-read-only' } };

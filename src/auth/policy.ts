@@ -8,6 +8,7 @@
 
 import { matchFromPatterns } from './address-match.ts';
 import type { AuthorizedKey } from './authorized-keys.ts';
+import { FLAG_NAMES } from './key-options.ts';
 import type { FlagName, KeyOptions } from './key-options.ts';
 import { listenRuleMatches, openRuleMatches, permitRuleToString } from './permit.ts';
 import type { PermitKind, PermitRule } from './permit.ts';
@@ -50,9 +51,7 @@ export function policyFromKeyOptions(opts: KeyOptions, origin: string): Policy {
   for (const o of opts.list) {
     if (o.kind === 'flag') decidedBy.set(o.flag, o.text);
     else if (o.kind === 'restrict') {
-      for (const f of ['pty', 'port-forwarding', 'agent-forwarding', 'X11-forwarding', 'user-rc'] as const) {
-        decidedBy.set(f, o.text);
-      }
+      for (const f of FLAG_NAMES) decidedBy.set(f, o.text);
     }
   }
   const origins: string[] = [];

@@ -10,6 +10,7 @@ import { chooseLogMode, createLogger } from '../log/logger.ts';
 import { HostKeyError, loadHostKeys } from '../ssh/host-keys.ts';
 import { takeListenFds } from '../systemd/listen-fds.ts';
 import { Connection } from './connection.ts';
+import { unsupportedSettings } from './unsupported.ts';
 
 function sameSocket(a: number, b: number): boolean {
   try {
@@ -88,6 +89,9 @@ export function main(argv: string[]): void {
       ? { address: socket.localAddress, port: socket.localPort ?? 0, family: socket.localFamily }
       : { path: '' };
   const { listener } = selectListener(config.listeners, local);
+  const unsupported = unsupportedSettings(config, listener);
+  if (unsupported.fatal.length) fatal(log, EXIT_CONFIG, unsupported.fatal.join('; '));
+  for (const message of unsupported.ignored) log.warn(message);
   let hostKeys;
   try {
     hostKeys = loadHostKeys(config.configDir, listener.hostKeyFiles);

@@ -137,3 +137,26 @@ describe('configuration faults are visible', () => {
     assert.match(bad.stderr, /broken\.conf:3: yes\/no expected/);
   });
 });
+
+describe('settings this release cannot honour', () => {
+  test('tarpit, per-IP limits, a translation server or proxying: exit 78 with the reason, never run without them', async () => {
+    const good = readFileSync(world.configPath, 'utf8');
+    for (const [extra, reason] of [
+      ['listener {\n  bind "127.0.0.1:22"\n  tarpit yes\n}\n', /tarpit is not enforced/],
+      ['translation_server "@lukko-ts"\n', /translation_server is not supported/],
+      ['listener {\n  bind "127.0.0.1:22"\n  max_connections_per_ip 4\n}\n', /max_connections_per_ip is not enforced/],
+    ] as const) {
+      writeFileSync(world.configPath, extra.startsWith('listener') ? extra : good + extra);
+      try {
+        const exits = await exitsAfter(1, async () => {
+          const r = await ssh(server, world.keys.ed25519, 'alice', ['true']);
+          assert.equal(r.code, 255);
+        });
+        assert.deepEqual(exits, [78]);
+        assert.match(server.output(), reason);
+      } finally {
+        writeFileSync(world.configPath, good);
+      }
+    }
+  });
+});

@@ -87,9 +87,11 @@ test('log lines reach the journal with priorities, under the lukko identifier', 
 test('ListenStream= moves with a drop-in, daemon-reload and restart of the socket', async () => {
   await h.writeFile('/etc/systemd/system/lukko.socket.d/listen.conf', '[Socket]\nListenStream=\nListenStream=127.0.0.1:2222\n');
   await h.systemctl(['daemon-reload']);
-  // After the reload alone the socket claims the new address while nothing listens there.
+  // After the reload alone the socket claims the new address while nothing listens at all.
   const listening = async (): Promise<string> => (await h.exec(['ss', '-Htln'])).stdout;
-  assert.doesNotMatch(await listening(), /127\.0\.0\.1:2222/);
+  assert.equal((await h.show('lukko.socket', ['Listen'])).Listen, '127.0.0.1:2222 (Stream)');
+  assert.doesNotMatch(await listening(), /:2222 |:22 /);
+  assert.match(await h.journal(['-u', 'lukko.socket', '-o', 'cat']), /not functional until restarted/);
   await h.systemctl(['restart', 'lukko.socket']);
   assert.match(await listening(), /127\.0\.0\.1:2222/);
   assert.equal((await client.ssh('alice', 'id -un', { port: 2222 })).stdout.trim(), 'alice');

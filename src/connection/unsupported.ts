@@ -1,0 +1,26 @@
+// Settings lukko.conf can express that this release cannot honour yet. Those that would
+// loosen what an operator asked for (another account database, limits, defences, resource
+// limits, proxying) refuse every connection as a configuration error rather than run
+// without them: restrictions only ever add up. The rest only lose a feature and are logged.
+import type { Config, ListenerConfig } from '../config/index.ts';
+
+export interface Unsupported {
+  fatal: string[];
+  ignored: string[];
+}
+
+export function unsupportedSettings(config: Config, listener: ListenerConfig): Unsupported {
+  const fatal: string[] = [];
+  const ignored: string[] = [];
+  const at = `${listener.file}:${listener.line}`;
+  if (config.translationServer !== undefined) fatal.push(`${config.path}: translation_server is not supported by this release`);
+  if (listener.proxyTo) fatal.push(`${at}: proxy_to is not supported by this release`);
+  if (listener.proxyToZeroconf) fatal.push(`${at}: proxy_to_zeroconf is not supported by this release`);
+  if (listener.maxConnectionsPerIp > 0) fatal.push(`${at}: max_connections_per_ip is not enforced by this release (use MaxConnectionsPerSource= in lukko.socket)`);
+  if (listener.tarpit) fatal.push(`${at}: tarpit is not enforced by this release`);
+  const r = config.spawn.resources;
+  if (Object.values(r).some((v) => v !== undefined)) fatal.push(`${config.path}: spawn resource limits are not enforced by this release`);
+  if (listener.authorizedHostKeyFiles.length) ignored.push(`${at}: authorized_host_key_file: hostbased authentication is not offered by this release`);
+  if (listener.pondServer) ignored.push(`${at}: pond_server: this release logs to the journal only`);
+  return { fatal, ignored };
+}

@@ -236,8 +236,9 @@ let TMP;
 const activators = [];
 
 async function ensureTools() {
+  // sshd -i and lukko both switch users; the rc-hiding mount namespace needs root too.
+  if (process.getuid() !== 0) throw new StepError('run as root (sshd -i and lukko switch to the logged-in account)');
   if (!fs.existsSync(SSHD)) {
-    if (process.getuid() !== 0) throw new StepError(`${SSHD} missing and not root: install openssh-server`);
     say(`bench: ${SSHD} missing, installing openssh-server`);
     const env = { ...BASE_ENV, DEBIAN_FRONTEND: 'noninteractive' };
     // Keep the package's postinst from starting a system-wide sshd.
@@ -308,7 +309,7 @@ async function startActivator(name, port, argv, { inetd }) {
     : ['systemd-socket-activate', args];
   const child = track(spawn(cmd, cmdArgs, { env: BASE_ENV, cwd: TMP, stdio: ['ignore', fd, fd] }));
   fs.closeSync(fd);
-  const a = { name, port, child, pid: child.pid, log, seen: new Set() };
+  const a = { name, port, child, pid: child.pid, log };
   activators.push(a);
   let exited = null;
   child.on('exit', (code, signal) => { exited = code ?? signal; });
@@ -756,6 +757,8 @@ function report(r) {
   for (const user of mem.users) {
     const m = mem.single[user];
     rows.push([`idle session PSS as ${user}, MiB`, f1(mib(m.lukko.Pss)), f1(mib(m.sshd.Pss)), f2(m.lukko.Pss / m.sshd.Pss), '< 20 MiB', verdict(m.lukko.Pss < PSS_TARGET_KB)]);
+    rows.push(['  same session: RSS, MiB', f1(mib(m.lukko.Rss)), f1(mib(m.sshd.Rss)), f2(m.lukko.Rss / m.sshd.Rss), '', '']);
+    rows.push(['  same session: Private_Dirty, MiB', f1(mib(m.lukko.Private_Dirty)), f1(mib(m.sshd.Private_Dirty)), f2(m.lukko.Private_Dirty / m.sshd.Private_Dirty), '', '']);
   }
   say(table(rows));
   say();

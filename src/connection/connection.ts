@@ -28,6 +28,7 @@ export interface ConnectionOptions {
   configDir: string;
   listener: ListenerConfig;
   hostKeys: HostKey[];
+  remote?: { address?: string; port?: number };
   exit(code: number): void;
 }
 
@@ -47,8 +48,8 @@ export class Connection {
     this.socket = socket;
     this.opts = opts;
     this.peer = {
-      remoteIp: socket.remoteAddress ?? '0.0.0.0',
-      remotePort: socket.remotePort ?? 0,
+      remoteIp: socket.remoteAddress ?? opts.remote?.address ?? '0.0.0.0',
+      remotePort: socket.remotePort ?? opts.remote?.port ?? 0,
       localIp: socket.localAddress ?? '0.0.0.0',
       localPort: socket.localPort ?? 0,
     };
@@ -72,10 +73,10 @@ export class Connection {
     this.timers.push(setTimeout(() => this.timeout('authentication took too long'), AUTH_TIMEOUT_MS));
     server.injectSocket(this.socket);
     this.log.info({ local: `${plainIp(this.peer.localIp)}:${this.peer.localPort}` }, 'connection');
-    setImmediate(() => {
-      notifyReady();
-      this.status();
-    });
+    // Synchronously: a connection that ends at once must not exit before READY=1, or a
+    // Type=notify unit counts that as a failure.
+    notifyReady();
+    this.status();
   }
 
   private onClient(client: SshClient): void {
@@ -166,6 +167,13 @@ export class Connection {
     }
     setTimeout(() => this.socket.destroy(), DISCONNECT_LINGER_MS).unref();
     if (!proto) this.socket.destroy();
+  }
+
+  /** Stopped from outside (systemctl stop, shutdown): tell the client, then end as usual. */
+  stop(signal: string): Promise<void> {
+    this.log.info({ signal }, 'stopping');
+    this.disconnect(11, 'Server shutting down');
+    return this.end(`stopped by ${signal}`);
   }
 
   /** The connection is over: end what the user left running, then exit 0. */

@@ -43,8 +43,9 @@ function connectionFd(): { fd: number } | { error: string } {
 }
 
 function fatal(log: Logger | undefined, code: number, message: string): never {
-  // stderr too: under systemd it lands in the journal and in `systemctl status`.
-  process.stderr.write(`lukko: ${message}\n`);
+  // stderr too: for a terminal, and under systemd for `systemctl status` (as an error).
+  const prefix = process.env.JOURNAL_STREAM || process.env.INVOCATION_ID ? '<3>' : '';
+  process.stderr.write(`${prefix}lukko: ${message}\n`);
   log?.fatal({ exit: code }, message);
   process.exit(code);
 }
@@ -99,11 +100,16 @@ export function main(argv: string[]): void {
     if (e instanceof HostKeyError) fatal(log, EXIT_CONFIG, e.message);
     throw e;
   }
-  new Connection(socket, {
+  const connection = new Connection(socket, {
     log,
     configDir: config.configDir,
     listener,
     hostKeys,
+    // systemd's REMOTE_ADDR/REMOTE_PORT: a reset connection has no peer address left to ask
+    remote: { address: process.env.REMOTE_ADDR, port: Number(process.env.REMOTE_PORT) || undefined },
     exit: (code) => process.exit(code ?? EXIT_OK),
-  }).start();
+  });
+  // `systemctl stop lukko@…` and shutdown: say goodbye and end the user's processes gently.
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => void connection.stop(sig));
+  connection.start();
 }

@@ -168,7 +168,7 @@ export async function startServer(world: World, opts: { activation?: Activation;
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   await waitForPort(port, proc, () => out);
-  return {
+  const server: Server = {
     port,
     proc,
     output: () => out,
@@ -191,6 +191,12 @@ export async function startServer(world: World, opts: { activation?: Activation;
         setTimeout(() => proc.kill('SIGKILL'), 3000).unref();
       }),
   };
+  // The port probe was a connection too; under `serve` wait for its process to finish so
+  // tests counting exits start from a quiet server.
+  if ((opts.activation ?? 'serve') === 'serve' && level === 'debug') {
+    for (let i = 0; i < 400 && childExits(server).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  }
+  return server;
 }
 
 export interface Result {

@@ -160,3 +160,25 @@ describe('settings this release cannot honour', () => {
     }
   });
 });
+
+describe('stopped from outside', () => {
+  test('SIGTERM (systemctl stop): the client is told, the session ends, exit 0', async () => {
+    await settled(server);
+    const started = server.events().filter((e) => e.msg === 'connection process started').length;
+    const client = ssh(server, world.keys.ed25519, 'alice', ['echo up; sleep 300'], { timeout: 20000 });
+    let pid: number | undefined;
+    for (let i = 0; i < 200 && pid === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      const ev = server.events().filter((e) => e.msg === 'connection process started');
+      if (ev.length > started && server.output().includes('"msg":"session start"')) pid = ev[ev.length - 1]!.child as number;
+    }
+    assert.ok(pid, 'found the connection process');
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(pid!, 'SIGTERM');
+    const r = await client;
+    assert.equal(r.stdout, 'up\n');
+    assert.match(r.stderr, /Server shutting down/);
+    await settled(server);
+    assert.deepEqual(childExits(server).slice(-1), [0]);
+  });
+});

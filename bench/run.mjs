@@ -21,6 +21,7 @@
 //   BENCH_BREAKDOWN_RUNS=10  repetitions of each breakdown probe
 //   BENCH_JSON=<file>        also write every figure there as JSON
 //   BENCH_KEEP_TMP=1         keep the temporary directory (for debugging)
+//   BENCH_TIMEOUT_S=3600     give up (and clean up) after this long
 //   BENCH_USER_RC=hide       `keep`: let the sessions' bash read the accounts' ~/.bashrc
 //   LUKKO_NODE=<path>        the node that runs lukko (default: .runtime/bin/node)
 import { spawn } from 'node:child_process';
@@ -842,6 +843,7 @@ async function main() {
 }
 
 let exitCode = 0;
+let interrupted = false;
 const watchdog = setTimeout(async () => {
   process.stderr.write(`bench: overall timeout after ${T_GLOBAL / 1000} s\n`);
   await cleanup();
@@ -849,6 +851,7 @@ const watchdog = setTimeout(async () => {
 }, T_GLOBAL);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, async () => {
+    interrupted = true;
     process.stderr.write(`bench: ${sig}, cleaning up\n`);
     await cleanup();
     process.exit(1);
@@ -857,7 +860,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 try {
   await main();
 } catch (e) {
-  process.stderr.write(`bench: FAILED: ${e instanceof StepError ? e.message : e?.stack ?? e}\n`);
+  if (!interrupted) process.stderr.write(`bench: FAILED: ${e instanceof StepError ? e.message : e?.stack ?? e}\n`);
   exitCode = 1;
 } finally {
   await cleanup();

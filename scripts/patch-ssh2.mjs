@@ -18,6 +18,8 @@
 //    before comparing it with the client's guess, so a RIGHT guess is taken for a wrong one
 //    and the client's first key-exchange packet is dropped. Dropbear always guesses: its
 //    clients stalled until the login timeout.
+// 7. With the native binding, OpenSSL does Poly1305, yet ssh2 still instantiates its WASM
+//    fallback at require time: start-up time and memory on every connection for nothing.
 // 3. Protocol#disconnect(reason) always sends an empty description; lukko passes one
 //    ("Timeout", "Too many authentication failures", ...) that clients print.
 // 2. With an RSA host key loaded, ssh2 appends `ssh-rsa` (SHA-1) to the host key algorithms
@@ -126,6 +128,14 @@ const patches = [
   init.kex = clientList[i];
   debug && debug(\`Handshake: KEX algorithm: \${clientList[i]}\`);
   if (firstFollows && (guessedKex === undefined || clientList[i] !== guessedKex)) {`,
+  },
+  {
+    file: 'lib/protocol/crypto.js',
+    from: `      try {
+        POLY1305_WASM_MODULE = await require('./crypto/poly1305.js')();`,
+    to: `      try {
+        if (ChaChaPolyCipher && ChaChaPolyDecipher) return resolve(); /* lukko: binding active */
+        POLY1305_WASM_MODULE = await require('./crypto/poly1305.js')();`,
   },
 ];
 

@@ -3,9 +3,9 @@
 // 100 ms floor for real failures, and "no answer tells whether an account exists" live.
 import { createHash } from 'node:crypto';
 import type { AuthContext, AuthenticationType } from 'ssh2';
-import ssh2 from 'ssh2';
 import type { Logger } from '../log/logger.ts';
 import { USER_KEY_TYPES } from '../ssh/algorithms.ts';
+import { parseKey } from '../ssh/ssh2-lean.ts';
 import type { Account } from './account.ts';
 import { validUserName } from './account.ts';
 import type { AuthorizedKey } from './authorized-keys.ts';
@@ -134,7 +134,7 @@ export class Authenticator {
     if (!account || !match) return this.fail(ctx, started, true, 'key not authorized');
     let valid = false;
     try {
-      const key = ssh2.utils.parseKey(ctx.key.data);
+      const key = parseKey(ctx.key.data);
       valid = !(key instanceof Error) && !Array.isArray(key) && key.verify(ctx.blob!, ctx.signature!, ctx.hashAlgo) === true;
     } catch {
       valid = false;

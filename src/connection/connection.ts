@@ -1,7 +1,7 @@
 // One client connection, from the first byte to exit: ssh2 runs the transport; this wires
 // authentication, sessions and limits to it and decides when the process ends.
 import type { Socket } from 'node:net';
-import ssh2 from 'ssh2';
+import type ssh2 from 'ssh2';
 import type { AuthenticationType, Connection as SshClient, Session } from 'ssh2';
 import { lookupNssAccount } from '../auth/account.ts';
 import type { AuthOutcome } from '../auth/authenticator.ts';
@@ -12,6 +12,7 @@ import type { Peer } from '../session/command.ts';
 import { plainIp } from '../session/command.ts';
 import { SessionChannel } from '../session/session.ts';
 import { serverAlgorithms } from '../ssh/algorithms.ts';
+import { Server } from '../ssh/ssh2-lean.ts';
 import type { HostKey } from '../ssh/host-keys.ts';
 import { notifyReady, notifyStatus } from '../systemd/notify.ts';
 import { SSH_IDENT } from '../version.ts';
@@ -57,7 +58,7 @@ export class Connection {
   }
 
   start(): void {
-    const server = new ssh2.Server({
+    const server = new Server({
       hostKeys: this.opts.hostKeys.map((k) => k.data),
       ident: SSH_IDENT,
       algorithms: serverAlgorithms(),

@@ -3,7 +3,7 @@
 // key: a host key that changes on every connection would teach users to ignore the warning.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
+import { parseKey } from './ssh2-lean.ts';
 
 export const DEFAULT_HOST_KEY_FILES = ['host_ed25519_key', 'host_ecdsa_key', 'host_rsa_key'];
 const MAX_KEY_FILE = 32768;
@@ -18,7 +18,7 @@ export class HostKeyError extends Error {}
 
 export function parseHostKey(path: string, data: Buffer): HostKey {
   if (data.length > MAX_KEY_FILE) throw new HostKeyError(`${path}: host key file larger than ${MAX_KEY_FILE} bytes`);
-  const parsed = ssh2.utils.parseKey(data);
+  const parsed = parseKey(data);
   if (parsed instanceof Error) throw new HostKeyError(`${path}: ${parsed.message}`);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key.getPrivatePEM() === null) throw new HostKeyError(`${path}: not a private key`);

@@ -356,3 +356,27 @@ export async function rawClients(h: Harness, mode: 'fin' | 'rst' | 'rst-banner' 
   const r = await h.netexec([HOST_NODE, '-e', CLIENT_SCRIPT, mode, String(count), String(port)], { timeoutMs: 60_000 });
   return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as ClientStats;
 }
+
+/**
+ * The setup most harness tests share, as node:test hooks: boot, install the units and a
+ * minimal lukko.conf, add `alice` with the client's key, trust the container's host key,
+ * and `systemctl enable --now lukko.socket`; stop everything afterwards.
+ */
+export async function installedLukko(name: string): Promise<{ h: Harness; client: SshClient }> {
+  const { after, before } = await import('node:test');
+  const h = new Harness({ name });
+  const client = new SshClient(h);
+  before(async () => {
+    await h.boot();
+    await h.installUnits();
+    await h.installConfig();
+    await h.addUser('alice', await client.init());
+    await client.trustHostKey();
+    await h.systemctl(['enable', '--now', 'lukko.socket']);
+  });
+  after(async () => {
+    await h.stop();
+    client.cleanup();
+  });
+  return { h, client };
+}

@@ -220,3 +220,32 @@ describe('pty', () => {
     assert.deepEqual(sizes, ['30 90', '33 111'], out);
   });
 });
+
+describe('signal', () => {
+  // OpenSSH's client never sends "signal" requests; ssh2's client library does.
+  test('a client signal reaches the process; an unknown one is refused', async () => {
+    const { Client } = (await import('ssh2')).default;
+    const { readFileSync } = await import('node:fs');
+    const client = new Client();
+    const result = await new Promise<{ out: string; code: number | undefined }>((resolve, reject) => {
+      client.on('error', reject);
+      client.on('ready', () => {
+        client.exec("trap 'echo got-INT; exit 3' INT; echo ready; while :; do sleep 0.1; done", (err, ch) => {
+          if (err) return reject(err);
+          let out = '';
+          let code: number | undefined;
+          ch.on('data', (d: Buffer) => {
+            out += d.toString();
+            if (out === 'ready\n') ch.signal('INT');
+          });
+          ch.on('exit', (c: number) => (code = c));
+          ch.on('close', () => resolve({ out, code }));
+        });
+      });
+      client.connect({ host: '127.0.0.1', port: server.port, username: 'alice', privateKey: readFileSync(world.keys.ed25519!) });
+    });
+    client.end();
+    assert.equal(result.out, 'ready\ngot-INT\n');
+    assert.equal(result.code, 3);
+  });
+});

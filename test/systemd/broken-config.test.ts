@@ -2,24 +2,10 @@
 // lukko@ instance whose status and journal say why (file:line, exit status 78), the socket
 // stays up, and once the file is fixed the next connection logs in with no restart at all.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { CONFIG_DIR, CONFIG_PATH, Harness, MINIMAL_CONFIG, SshClient, waitFor } from '../helpers/harness.ts';
+import { test } from 'node:test';
+import { CONFIG_DIR, CONFIG_PATH, installedLukko, MINIMAL_CONFIG, waitFor } from '../helpers/harness.ts';
 
-const h = new Harness({ name: 'lukko-broken-config-test' });
-const client = new SshClient(h);
-
-before(async () => {
-  await h.boot();
-  await h.installUnits();
-  await h.installConfig();
-  await h.addUser('alice', await client.init());
-  await client.trustHostKey();
-  await h.systemctl(['enable', '--now', 'lukko.socket']);
-});
-after(async () => {
-  await h.stop();
-  client.cleanup();
-});
+const { h, client } = await installedLukko('lukko-broken-config-test');
 
 const socketState = async (): Promise<Record<string, string>> => h.show('lukko.socket', ['ActiveState', 'InvocationID']);
 

@@ -4,25 +4,14 @@
 // half-finished handshakes, all at once; then the socket still accepts, no instance is left
 // and nothing failed.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import type { ClientStats } from '../helpers/harness.ts';
-import { Harness, SshClient, parseShow, rawClients, waitFor } from '../helpers/harness.ts';
+import { installedLukko, parseShow, rawClients, waitFor } from '../helpers/harness.ts';
 
-const h = new Harness({ name: 'lukko-honest-test' });
-const client = new SshClient(h);
+const { h, client } = await installedLukko('lukko-honest-test');
 
 before(async () => {
-  await h.boot();
-  await h.installUnits();
-  await h.installConfig();
-  await h.addUser('alice', await client.init());
-  await client.trustHostKey();
-  await h.systemctl(['enable', '--now', 'lukko.socket']);
   assert.equal((await client.ssh('alice', 'id -un')).stdout.trim(), 'alice'); // warm start, compile cache
-});
-after(async () => {
-  await h.stop();
-  client.cleanup();
 });
 
 const lukkoFailed = async (): Promise<string[]> => (await h.failed()).map((u) => u.unit).filter((u) => u.startsWith('lukko'));

@@ -2,24 +2,10 @@
 // in /etc/cm4all/lukko, `systemctl enable --now lukko.socket`, then a real OpenSSH client
 // logs in through systemd's Accept=yes socket, and systemctl shows who is connected.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { Harness, SshClient, parseShow, sleep, waitFor } from '../helpers/harness.ts';
+import { test } from 'node:test';
+import { installedLukko, parseShow, sleep, waitFor } from '../helpers/harness.ts';
 
-const h = new Harness({ name: 'lukko-login-test' });
-const client = new SshClient(h);
-
-before(async () => {
-  await h.boot();
-  await h.installUnits();
-  await h.installConfig();
-  await h.addUser('alice', await client.init());
-  await client.trustHostKey();
-  await h.systemctl(['enable', '--now', 'lukko.socket']);
-});
-after(async () => {
-  await h.stop();
-  client.cleanup();
-});
+const { h, client } = await installedLukko('lukko-login-test');
 
 test('a real OpenSSH client logs in and runs a command as its user', async () => {
   const r = await client.ssh('alice', 'id -un; pwd; echo "$SSH_CONNECTION"; cat /proc/self/cgroup');

@@ -146,7 +146,7 @@ async function waitForPort(port: number, proc: ChildProcess, out: () => string):
   throw new Error(`server did not listen on ${port}: ${out()}`);
 }
 
-export type Activation = 'serve' | 'socket-activate';
+export type Activation = 'serve' | 'socket-activate' | 'inetd';
 
 /**
  * Starts lukko for `world`. `serve` probes the port once (a connect-and-close, which must
@@ -161,7 +161,9 @@ export async function startServer(world: World, opts: { activation?: Activation;
     argv = [NODE, MAIN, 'serve', '--config', world.configPath, '--listen', `127.0.0.1:${port}`, '--log-level', level];
   } else {
     const envArgs = Object.entries(env).flatMap(([k, v]) => ['-E', `${k}=${v}`]);
-    argv = ['systemd-socket-activate', '--accept', '-l', `127.0.0.1:${port}`, ...envArgs, NODE, MAIN, 'connection', '--config', world.configPath, '--log-level', level];
+    // --inetd: the connection on stdin and stdout (StandardInput=socket), not as fd 3
+    const inetd = opts.activation === 'inetd' ? ['--inetd'] : [];
+    argv = ['systemd-socket-activate', '--accept', ...inetd, '-l', `127.0.0.1:${port}`, ...envArgs, NODE, MAIN, 'connection', '--config', world.configPath, '--log-level', level];
   }
   const proc = spawn(inNamespace(world, argv)[0]!, inNamespace(world, argv).slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

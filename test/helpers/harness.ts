@@ -358,25 +358,27 @@ export async function rawClients(h: Harness, mode: 'fin' | 'rst' | 'rst-banner' 
 }
 
 /**
- * The setup most harness tests share, as node:test hooks: boot, install the units and a
- * minimal lukko.conf, add `alice` with the client's key, trust the container's host key,
- * and `systemctl enable --now lukko.socket`; stop everything afterwards.
+ * The setup most harness tests share: boot, install the units and a minimal lukko.conf, add
+ * `alice` with the client's key, trust the container's host key and `systemctl enable --now
+ * lukko.socket`; `teardown` stops everything. Tests pass them to node:test's before/after.
  */
-export async function installedLukko(name: string): Promise<{ h: Harness; client: SshClient }> {
-  const { after, before } = await import('node:test');
+export function installedLukko(name: string): { h: Harness; client: SshClient; setup(): Promise<void>; teardown(): Promise<void> } {
   const h = new Harness({ name });
   const client = new SshClient(h);
-  before(async () => {
-    await h.boot();
-    await h.installUnits();
-    await h.installConfig();
-    await h.addUser('alice', await client.init());
-    await client.trustHostKey();
-    await h.systemctl(['enable', '--now', 'lukko.socket']);
-  });
-  after(async () => {
-    await h.stop();
-    client.cleanup();
-  });
-  return { h, client };
+  return {
+    h,
+    client,
+    async setup() {
+      await h.boot();
+      await h.installUnits();
+      await h.installConfig();
+      await h.addUser('alice', await client.init());
+      await client.trustHostKey();
+      await h.systemctl(['enable', '--now', 'lukko.socket']);
+    },
+    async teardown() {
+      await h.stop();
+      client.cleanup();
+    },
+  };
 }

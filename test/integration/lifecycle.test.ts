@@ -63,6 +63,7 @@ describe('noise never fails the per-connection process', () => {
   test('garbage instead of an SSH identification, and a client that stops mid-key-exchange', async () => {
     const exits = await exitsAfter(2, async () => {
       const a = await connect();
+      const aClosed = new Promise((r) => a.on('close', r)); // before anything can close it
       a.write('GET / HTTP/1.0\r\n\r\n');
       a.on('data', () => {});
       const b = await connect();
@@ -72,7 +73,7 @@ describe('noise never fails the per-connection process', () => {
       b.write(Buffer.from([0, 0, 1, 0, 4, 20, 1, 2, 3]));
       await new Promise((r) => setTimeout(r, 300));
       b.destroy();
-      await new Promise((r) => a.on('close', r));
+      await aClosed;
     });
     assert.deepEqual(exits, [0, 0]);
   });

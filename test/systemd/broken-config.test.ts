@@ -2,10 +2,12 @@
 // lukko@ instance whose status and journal say why (file:line, exit status 78), the socket
 // stays up, and once the file is fixed the next connection logs in with no restart at all.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { CONFIG_DIR, CONFIG_PATH, installedLukko, MINIMAL_CONFIG, waitFor } from '../helpers/harness.ts';
 
-const { h, client } = await installedLukko('lukko-broken-config-test');
+const { h, client, setup, teardown } = installedLukko('lukko-broken-config-test');
+before(setup);
+after(teardown);
 
 const socketState = async (): Promise<Record<string, string>> => h.show('lukko.socket', ['ActiveState', 'InvocationID']);
 

@@ -4,13 +4,14 @@
 // half-finished handshakes, all at once; then the socket still accepts, no instance is left
 // and nothing failed.
 import assert from 'node:assert/strict';
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import type { ClientStats } from '../helpers/harness.ts';
 import { installedLukko, parseShow, rawClients, waitFor } from '../helpers/harness.ts';
 
-const { h, client } = await installedLukko('lukko-honest-test');
-
+const { h, client, setup, teardown } = installedLukko('lukko-honest-test');
+after(teardown);
 before(async () => {
+  await setup();
   assert.equal((await client.ssh('alice', 'id -un')).stdout.trim(), 'alice'); // warm start, compile cache
 });
 

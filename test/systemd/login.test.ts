@@ -2,10 +2,12 @@
 // in /etc/cm4all/lukko, `systemctl enable --now lukko.socket`, then a real OpenSSH client
 // logs in through systemd's Accept=yes socket, and systemctl shows who is connected.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { installedLukko, parseShow, sleep, waitFor } from '../helpers/harness.ts';
 
-const { h, client } = await installedLukko('lukko-login-test');
+const { h, client, setup, teardown } = installedLukko('lukko-login-test');
+before(setup);
+after(teardown);
 
 test('a real OpenSSH client logs in and runs a command as its user', async () => {
   const r = await client.ssh('alice', 'id -un; pwd; echo "$SSH_CONNECTION"; cat /proc/self/cgroup');

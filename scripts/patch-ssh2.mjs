@@ -20,6 +20,11 @@
 //    clients stalled until the login timeout.
 // 7. With the native binding, OpenSSL does Poly1305, yet ssh2 still instantiates its WASM
 //    fallback at require time: start-up time and memory on every connection for nothing.
+// 8. Outgoing flow control of a session channel: when stdout and stderr both wait for the
+//    client's window, a WINDOW_ADJUST resumes only stdout (stderr's write never completes, the
+//    session never ends), and a resumed chunk is not cleared, so a later wait of stderr alone
+//    re-sends the old stdout chunk and calls its callback twice. Seen as a hung
+//    `cmd | tee >(sha256sum >&2)` session. Both pending writes are now taken and resumed.
 // 3. Protocol#disconnect(reason) always sends an empty description; lukko passes one
 //    ("Timeout", "Too many authentication failures", ...) that clients print.
 // 2. With an RSA host key loaded, ssh2 appends `ssh-rsa` (SHA-1) to the host key algorithms
@@ -136,6 +141,41 @@ const patches = [
     to: `      try {
         if (ChaChaPolyCipher && ChaChaPolyDecipher) return resolve(); /* lukko: binding active */
         POLY1305_WASM_MODULE = await require('./crypto/poly1305.js')();`,
+  },
+  {
+    file: 'lib/server.js',
+    from: `          if (channel._waitWindow) {
+            channel._waitWindow = false;
+
+            if (channel._chunk) {
+              channel._write(channel._chunk, null, channel._chunkcb);
+            } else if (channel._chunkcb) {
+              channel._chunkcb();
+            } else if (channel._chunkErr) {
+              channel.stderr._write(channel._chunkErr,
+                                    null,
+                                    channel._chunkcbErr);
+            } else if (channel._chunkcbErr) {
+              channel._chunkcbErr();
+            }
+          }`,
+    to: `          if (channel._waitWindow) { /* lukko: resume stdout and stderr, once each */
+            channel._waitWindow = false;
+            const chunk = channel._chunk;
+            const chunkcb = channel._chunkcb;
+            const chunkErr = channel._chunkErr;
+            const chunkcbErr = channel._chunkcbErr;
+            channel._chunk = channel._chunkcb = undefined;
+            channel._chunkErr = channel._chunkcbErr = undefined;
+            if (chunk)
+              channel._write(chunk, null, chunkcb);
+            else if (chunkcb)
+              chunkcb();
+            if (chunkErr)
+              channel.stderr._write(chunkErr, null, chunkcbErr);
+            else if (chunkcbErr)
+              chunkcbErr();
+          }`,
   },
 ];
 

@@ -120,6 +120,12 @@ describe('exec', () => {
     assert.equal(z.stdout.length, 20000000);
     assert.equal(createHash('sha256').update(Buffer.from(z.stdout, 'latin1')).digest('hex'), z.stderr.split(' ')[0]);
   });
+  test('heavy stdout and stderr at once: both arrive whole (flow control of both streams)', async () => {
+    const r = await ssh(server, world.keys.ed25519, 'alice', ['head -c 30000000 /dev/zero >&2 & head -c 30000000 /dev/zero; wait'], { timeout: 60000 });
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.length, 30000000);
+    assert.equal(r.stderr.length, 30000000);
+  });
 });
 
 describe('the user process', () => {

@@ -40,3 +40,11 @@ test('native addons built for this runtime load: node-pty, sd-notify', () => {
   assert.equal(typeof (require('node-pty') as { spawn: unknown }).spawn, 'function');
   assert.equal(typeof (require('sd-notify') as { sendStatus: unknown }).sendStatus, 'function');
 });
+
+test('ssh2 resumes both stdout and stderr after a window adjust (flow-control patch)', () => {
+  const root = require.resolve('ssh2/package.json').replace(/package\.json$/, '');
+  const server = readFileSync(root + 'lib/server.js', 'utf8');
+  assert.match(server, /resume stdout and stderr, once each/);
+  const crypto = readFileSync(root + 'lib/protocol/crypto.js', 'utf8');
+  assert.match(crypto, /binding active/);
+});

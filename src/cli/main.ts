@@ -3,8 +3,15 @@
 // anything else loads: yargs alone costs tens of milliseconds (spec/dependencies.md).
 const [command, ...rest] = process.argv.slice(2);
 if (command === 'connection') {
-  const { main } = await import('../connection/main.ts');
-  main(rest);
+  // The bundled copy of connection/main (scripts/bundle.mjs) when the build made one.
+  let entry: typeof import('../connection/main.ts');
+  try {
+    entry = (await import(new URL('../connection/main.bundle.js', import.meta.url).href)) as typeof entry;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    entry = await import('../connection/main.ts');
+  }
+  entry.main(rest);
 } else {
   const { run } = await import('./commands.ts');
   await run(process.argv.slice(2));

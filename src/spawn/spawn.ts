@@ -32,12 +32,16 @@ export interface UserProcess {
 
 let execPath: string | undefined;
 
-/** dist/spawn/lukko-exec next to this module once built; from src/ (tests), the built one. */
+/**
+ * dist/spawn/lukko-exec: next to this module once built, one directory over from the
+ * bundled dist/connection/main.bundle.js, and the built one when tests run src/ directly.
+ */
 export function lukkoExecPath(): string {
   if (execPath) return execPath;
   const candidates = [
     process.env.LUKKO_EXEC,
     fileURLToPath(new URL('./lukko-exec', import.meta.url)),
+    fileURLToPath(new URL('../spawn/lukko-exec', import.meta.url)),
     fileURLToPath(new URL('../../dist/spawn/lukko-exec', import.meta.url)),
   ];
   for (const c of candidates) if (c && existsSync(c)) return (execPath = c);

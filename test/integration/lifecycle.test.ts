@@ -121,6 +121,20 @@ describe('configuration faults are visible', () => {
     }
   });
 
+  test("a listener's host_key_file is the key clients see, instead of the defaults", async () => {
+    const good = readFileSync(world.configPath, 'utf8');
+    const own = join(world.dir, 'listener-key');
+    await run('ssh-keygen', ['-q', '-t', 'ecdsa', '-b', '384', '-N', '', '-f', own]);
+    writeFileSync(world.configPath, `listener {\n  bind "127.0.0.1:22"\n  host_key_file "${own}"\n}\n`);
+    try {
+      const r = await run('ssh-keyscan', ['-p', String(server.port), '127.0.0.1']);
+      const keys = r.stdout.trim().split('\n').map((l) => l.split(' ').slice(1).join(' '));
+      assert.deepEqual(keys, [readFileSync(`${own}.pub`, 'utf8').split(' ').slice(0, 2).join(' ')]);
+    } finally {
+      writeFileSync(world.configPath, good);
+    }
+  });
+
   test('lukko connection without a socket: exit 78 with a reason', async () => {
     const r = await run(NODE, [MAIN, 'connection', '--config', world.configPath], { env: { ...process.env, LISTEN_FDS: '1', LISTEN_PID: '1' } });
     assert.equal(r.code, 78);

@@ -36,3 +36,12 @@ test('an encrypted or broken key, or a missing listener key file, is an error na
   assert.throws(() => loadHostKeys(dir, []), /host_ed25519_key/);
   assert.throws(() => loadHostKeys(dir, [join(dir, 'missing')]), /missing/);
 });
+
+test("a listener's host_key_file replaces the default keys, in the order given", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lukko-keys-'));
+  writeMissingHostKeys(dir, ['ed25519']);
+  const own = join(dir, 'listener-ecdsa');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ecdsa', '-b', '384', '-N', '', '-f', own]);
+  const keys = loadHostKeys(dir, [own]);
+  assert.deepEqual(keys.map((k) => [k.path, k.type]), [[own, 'ecdsa-sha2-nistp384']]);
+});

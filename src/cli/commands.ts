@@ -88,6 +88,30 @@ export async function run(argv: string[]): Promise<void> {
         if (!written.length) console.log(`host keys in ${dir} are complete`);
       },
     )
+    .command(
+      'units',
+      'render lukko.conf\'s listener blocks as a lukko.socket drop-in (stdout, or into --output)',
+      (y) => y.option('output', { type: 'string', describe: 'unit directory to write lukko.socket.d/50-lukko-conf.conf into, e.g. /etc/systemd/system' }),
+      async (a) => {
+        const { renderSocketDropIn, UnitRenderError, writeSocketDropIn } = await import('../systemd/render-units.ts');
+        const config = load(a.config);
+        let rendered;
+        try {
+          rendered = renderSocketDropIn(config);
+        } catch (e) {
+          if (!(e instanceof UnitRenderError)) throw e;
+          for (const p of e.problems) process.stderr.write(`lukko units: ${p}\n`);
+          process.exit(EXIT_CONFIG);
+        }
+        for (const n of rendered.notes) process.stderr.write(`lukko units: note: ${n}\n`);
+        if (a.output === undefined) {
+          process.stdout.write(rendered.text);
+          return;
+        }
+        const path = writeSocketDropIn(a.output, rendered.text);
+        process.stderr.write(`lukko units: wrote ${path}; now run: systemctl daemon-reload && systemctl restart lukko.socket\n`);
+      },
+    )
     .demandCommand(1)
     .strict()
     .help()

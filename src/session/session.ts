@@ -37,16 +37,18 @@ type Accept = (() => void) | undefined;
 type AcceptChannel = () => ServerChannel | undefined;
 type Reject = (() => void) | undefined;
 
+// Resolves once everything written so far has left `stream`. Not 'drain': Writable emits it
+// only after a write() returned false, so a buffer below the high-water mark would wait for
+// ever. An empty write's callback runs after every earlier write has completed.
 function waitDrained(stream: Writable): Promise<void> {
   if (stream.writableLength === 0 || stream.destroyed || !stream.writable) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
-      stream.off('drain', done);
       stream.off('close', done);
       resolve();
     };
-    stream.on('drain', done);
-    stream.on('close', done);
+    stream.once('close', done);
+    stream.write(Buffer.alloc(0), () => done());
   });
 }
 

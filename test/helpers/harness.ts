@@ -382,3 +382,36 @@ export function installedLukko(name: string): { h: Harness; client: SshClient; s
     },
   };
 }
+
+// ---- Installed trees (scripts/install.sh, scripts/build-sysext.sh): install.test.ts, sysext.test.ts ----
+// (Imports are hoisted; this one sits here to keep the block self-contained.)
+import { readdirSync } from 'node:fs';
+
+/**
+ * A harness whose container does NOT see this checkout at /usr/lib/lukko: tests of an installed
+ * tree (install.sh, the sysext image) must not run the checkout's copy by accident.
+ * `nspawnArgs` replace the checkout's bind mounts entirely.
+ */
+export function bareHarness(name: string, nspawnArgs: string[] = []): Harness {
+  const h = new Harness({ name });
+  h.env.HARNESS_NSPAWN_ARGS = nspawnArgs.join(' ');
+  return h;
+}
+
+/** The booted container's root directory as the host sees it (boot.sh's HARNESS_ROOTFS). */
+export function rootfsOf(h: Harness): string {
+  const rootfs = h.info.HARNESS_ROOTFS;
+  if (!rootfs || !existsSync(rootfs)) throw new Error(`harness ${h.name}: no HARNESS_ROOTFS after boot (${rootfs ?? 'unset'})`);
+  return rootfs;
+}
+
+/**
+ * nspawn arguments that let systemd-sysext inside the container attach a raw image: the host's
+ * /dev/loop-control and every /dev/loopN node (the kernel hands out host-wide numbers), plus
+ * the device cgroup rules. Empty when the host has no loop-control.
+ */
+export function loopDeviceArgs(): string[] {
+  if (!existsSync('/dev/loop-control')) return [];
+  const loops = readdirSync('/dev').filter((n) => /^loop\d+$/.test(n)).map((n) => `--bind=/dev/${n}`);
+  return ['--bind=/dev/loop-control', ...loops, '--property=DeviceAllow=block-loop', '--property=DeviceAllow=/dev/loop-control'];
+}

@@ -5,6 +5,10 @@
 // 1. server-sig-algs (RFC 8308) lacks a comma between ecdsa-sha2-nistp521 and rsa-sha2-512
 //    (upstream PR #1485), so clients never learn that rsa-sha2-512 is accepted. lukko also
 //    never accepts SHA-1 (ssh-rsa) or DSA user signatures, so they are not advertised.
+// 2. With an RSA host key loaded, ssh2 appends `ssh-rsa` (SHA-1) to the host key algorithms
+//    even when the configured list leaves it out. Only what lukko configures is offered.
+// 3. Protocol#disconnect(reason) always sends an empty description; lukko passes one
+//    ("Timeout", "Too many authentication failures", ...) that clients print.
 // 4. A pty-req whose terminal modes contain an opcode ssh2 does not know (OpenSSH always
 //    sends IUTF8, 42, from RFC 8160) loses the whole request's data: size, TERM and modes.
 //    RFC 4254 8 says unknown opcodes 1-159 carry one uint32 and opcodes >= 160 end parsing.
@@ -25,10 +29,6 @@
 //    session never ends), and a resumed chunk is not cleared, so a later wait of stderr alone
 //    re-sends the old stdout chunk and calls its callback twice. Seen as a hung
 //    `cmd | tee >(sha256sum >&2)` session. Both pending writes are now taken and resumed.
-// 3. Protocol#disconnect(reason) always sends an empty description; lukko passes one
-//    ("Timeout", "Too many authentication failures", ...) that clients print.
-// 2. With an RSA host key loaded, ssh2 appends `ssh-rsa` (SHA-1) to the host key algorithms
-//    even when the configured list leaves it out. Only what lukko configures is offered.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

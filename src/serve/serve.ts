@@ -78,14 +78,12 @@ export function serve(opts: ServeOptions): Promise<void> {
   };
 
   return new Promise((resolveDone, reject) => {
-    let open = 0;
     const servers = opts.listen.map((spec) => {
       const { host, port } = parseListen(spec);
       const server = net.createServer({ pauseOnConnect: true }, onConnection);
       server.on('error', reject);
       server.listen({ host, port, ipv6Only: false }, () => {
         opts.log.info({ listen: spec, config: configPath }, 'listening');
-        open++;
       });
       return server;
     });
@@ -95,6 +93,5 @@ export function serve(opts: ServeOptions): Promise<void> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
-    void open;
   });
 }

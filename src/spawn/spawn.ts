@@ -2,7 +2,7 @@
 // why a helper at all). Pipes for plain sessions, a pty from node-pty for terminals. Each
 // process leads its own process group, so ending a session reaches what it started.
 import { spawn as spawnChild } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -53,9 +53,8 @@ const SIGNAL_NAMES = new Map<number, string>(
 );
 
 let ttyGid: number | undefined;
-async function ttyGroup(): Promise<number> {
+function ttyGroup(): number {
   if (ttyGid !== undefined) return ttyGid;
-  const { readFileSync } = await import('node:fs');
   const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('tty:'));
   ttyGid = line ? Number(line.split(':')[2]) : 5;
   return ttyGid;
@@ -93,7 +92,7 @@ export async function spawnUserProcess(desc: SpawnDescription): Promise<UserProc
   const helper = lukkoExecPath();
   const env = Object.fromEntries(desc.env);
   if (desc.pty) {
-    const args = execArgs(desc, { asRoot, ttyGid: await ttyGroup() });
+    const args = execArgs(desc, { asRoot, ttyGid: ttyGroup() });
     const pty = await import('node-pty');
     const p = pty.spawn(helper, args, {
       name: desc.pty.term,

@@ -3,7 +3,7 @@
 // machine is never changed), homes and keys under a temp directory, host keys, and lukko
 // started either by `lukko serve` or by systemd-socket-activate --accept (the LISTEN_FDS
 // path systemd uses). The OpenSSH client runs outside the namespace, as a real user would.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -31,10 +31,6 @@ export interface World {
   passwd: string;
   group: string;
   keys: Record<string, string>; // name -> private key path
-}
-
-export function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', input });
 }
 
 export function freePort(): Promise<number> {
@@ -251,9 +247,6 @@ export function cleanup(world: World): void {
   rmSync(world.dir, { recursive: true, force: true });
 }
 
-export function hasTool(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
-}
 
 /** Waits until every per-connection process `lukko serve` started has exited. */
 export async function settled(server: Server, ms = 15000): Promise<void> {

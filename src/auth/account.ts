@@ -2,6 +2,27 @@
 // (files, LDAP, sssd, systemd-userdb ... whatever nsswitch.conf says), via getent(1): Node has
 // no getpwnam(3), and an addon for one call per login is not worth its load time.
 import { execFile } from 'node:child_process';
+import type { Rlimits } from '../translation/rlimits.ts';
+
+/**
+ * How a translation server wants this account's processes run, beyond who runs them
+ * (spec/translation-protocol.md §3.3). Absent for system accounts.
+ */
+export interface AccountSpawnOptions {
+  /** SETENV/PAIR, `NAME=VALUE`, in order. */
+  setenv: string[];
+  umask?: number;
+  rlimits?: Rlimits;
+  noNewPrivs: boolean;
+  /** CHDIR: the working directory instead of HOME. */
+  chdir?: string;
+  /** PROCESS_NAME: argv[0] of the program. */
+  processName?: string;
+  /** EXECUTE: the program to run (partitions; at top level only the exec path). */
+  execute?: string;
+  /** CHILD_TAG values, for the companion's TERMINATE_CHILDREN. */
+  childTags: string[];
+}
 
 export interface Account {
   name: string;
@@ -11,7 +32,8 @@ export interface Account {
   shell: string;
   // 'nss': initgroups(3) in the spawn helper; a list: exactly these (a translation server).
   groups: number[] | 'nss';
-  source: 'nss';
+  source: 'nss' | 'translation';
+  spawn?: AccountSpawnOptions;
 }
 
 // 1-255 characters from [A-Za-z0-9._@-], as the original; checked before any lookup so that

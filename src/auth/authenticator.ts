@@ -6,14 +6,16 @@ import type { AuthContext, AuthenticationType } from 'ssh2';
 import type { Logger } from '../log/logger.ts';
 import { USER_KEY_TYPES } from '../ssh/algorithms.ts';
 import { parseKey } from '../ssh/ssh2-lean.ts';
+import { TranslationError } from '../translation/errors.ts';
 import type { Account } from './account.ts';
 import { validUserName } from './account.ts';
+import type { AccountDirectory, Login, Lookup } from './directory.ts';
 import type { AuthorizedKey } from './authorized-keys.ts';
 import { parseAuthorizedKeys } from './authorized-keys.ts';
 import { readGlobalKeysFile, readHomeKeysFile } from './key-files.ts';
 import type { KeysFile } from './key-files.ts';
 import type { Policy } from './policy.ts';
-import { keyLineUsable, policyFromKeyOptions } from './policy.ts';
+import { keyLineUsable, mergePolicies, policyFromKeyOptions } from './policy.ts';
 
 export const MAX_AUTH_FAILURES = 6;
 export const FAILURE_FLOOR_MS = 100;
@@ -22,19 +24,24 @@ export const FAILURE_FLOOR_MS = 100;
 export const DISCONNECT_PROTOCOL_ERROR = 2;
 export const DISCONNECT_ILLEGAL_USER_NAME = 15;
 
+export const DISCONNECT_SERVICE_NOT_AVAILABLE = 7;
+export const CONFIGURATION_SERVER_FAILED = 'Configuration server failed';
+
+export type AuthMethod = 'publickey' | 'password' | 'none' | 'keyboard-interactive';
+
 export interface AuthOutcome {
+  login: Login;
   account: Account;
   policy: Policy;
-  method: 'publickey';
-  key: { type: string; fingerprint: string; origin: string };
+  method: AuthMethod;
+  key?: { type: string; fingerprint: string; origin: string };
 }
 
 export interface AuthDeps {
   log: Logger;
   configDir: string;
   clientIp: string;
-  methods: AuthenticationType[];
-  lookupAccount(name: string): Promise<Account | undefined>;
+  directory: AccountDirectory;
   disconnect(reason: number, text: string): void;
   onFirstRequest(): void;
   onSuccess(outcome: AuthOutcome): void;
@@ -63,7 +70,6 @@ export class Authenticator {
   private failures = 0;
   private requests = 0;
   private done = false;
-  private readonly accounts = new Map<string, Promise<Account | undefined>>();
   private globalKeys: AuthorizedKey[] | undefined;
   private readonly deps: AuthDeps;
 
@@ -79,19 +85,39 @@ export class Authenticator {
     if (this.requests++ === 0) this.deps.onFirstRequest();
     const started = Date.now();
     this.decide(ctx, started).catch((err: unknown) => {
+      if (err instanceof TranslationError) {
+        // The original's answer to every translation failure; the log says what was wrong.
+        this.done = true;
+        this.deps.log.warn({ user: ctx.username, rule: err.rule, packet: err.packet, err: err.message }, 'translation server failed');
+        this.deps.disconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, CONFIGURATION_SERVER_FAILED);
+        return;
+      }
       // A lookup that throws is our fault, not the client's: fail this attempt, keep going.
       this.deps.log.error({ err }, 'authentication error');
-      this.fail(ctx, started, true, 'internal error');
+      void this.fail(ctx, started, true, 'internal error');
     });
   }
 
-  private account(name: string): Promise<Account | undefined> {
-    let p = this.accounts.get(name);
-    if (!p) {
-      p = this.deps.lookupAccount(name);
-      this.accounts.set(name, p);
+  private async login(user: string): Promise<Login | undefined> {
+    const found = await this.deps.directory.lookup(user);
+    return found.found ? found.login : undefined;
+  }
+
+  // A login that would succeed but asks for what cannot be enforced is refused here, after
+  // the client proved who it is, so that a scanner learns nothing about the account.
+  private succeed(ctx: AuthContext, outcome: AuthOutcome): void {
+    if (this.done) return;
+    this.done = true;
+    if (outcome.login.unenforceable.length > 0) {
+      this.deps.log.warn(
+        { user: outcome.account.name, method: outcome.method, packets: outcome.login.unenforceable },
+        `login refused: the translation server asks for ${outcome.login.unenforceable.join(', ')}, which this release cannot enforce`,
+      );
+      this.deps.disconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, CONFIGURATION_SERVER_FAILED);
+      return;
     }
-    return p;
+    this.deps.onSuccess(outcome);
+    ctx.accept();
   }
 
   private async decide(ctx: AuthContext, started: number): Promise<void> {
@@ -102,15 +128,36 @@ export class Authenticator {
       return;
     }
     switch (ctx.method) {
-      case 'none':
-        // Every OpenSSH client starts with it to learn the methods: answer at once, and
-        // like OpenSSH do not count the first one.
-        return this.fail(ctx, started, false, 'none', this.requests > 1, true);
       case 'publickey':
         return this.publickey(ctx as AuthContext & PublicKeyCtx, user, started);
+      case 'password':
+        return this.password(ctx, user, started);
+      case 'none':
+      case 'keyboard-interactive': {
+        // A translation server's NO_PASSWORD lets these in; otherwise `none` is every
+        // OpenSSH client's first question, answered at once and (like OpenSSH) the first
+        // one not counted.
+        const login = this.deps.directory.checkPassword ? await this.login(user) : undefined;
+        if (login?.passwordless) return this.succeed(ctx, { login, account: login.account, policy: login.policy, method: ctx.method });
+        if (ctx.method === 'none') return this.fail(ctx, started, false, 'none', this.requests > 1, true);
+        return this.fail(ctx, started, false, 'method keyboard-interactive not offered');
+      }
       default:
         return this.fail(ctx, started, false, `method ${ctx.method} not offered`);
     }
+  }
+
+  private async password(ctx: AuthContext, user: string, started: number): Promise<void> {
+    const directory = this.deps.directory;
+    const password = (ctx as AuthContext & { password?: unknown }).password;
+    if (!directory.checkPassword) return this.fail(ctx, started, false, 'method password not offered');
+    // A change request or an empty password never reaches the server, as in the original.
+    if (typeof password !== 'string') return this.fail(ctx, started, false, 'password change not supported');
+    if (password.length === 0) return this.fail(ctx, started, false, 'empty password');
+    const result: Lookup = await directory.checkPassword(user, password);
+    if (!result.found) return this.fail(ctx, started, true, `password refused (${result.reason})`);
+    const { login } = result;
+    this.succeed(ctx, { login, account: login.account, policy: login.policy, method: 'password' });
   }
 
   private async publickey(ctx: AuthContext & PublicKeyCtx, user: string, started: number): Promise<void> {
@@ -121,8 +168,8 @@ export class Authenticator {
     if (!USER_KEY_TYPES.has(algo) || sha1) {
       return this.fail(ctx, started, signed, `key type ${sha1 ? 'ssh-rsa (SHA-1)' : algo} not accepted`);
     }
-    const account = await this.account(user);
-    const match = account ? this.findKey(account, ctx.key.data) : undefined;
+    const login = await this.login(user);
+    const match = login ? this.findKey(login, ctx.key.data) : undefined;
     if (!signed) {
       if (match) {
         this.deps.log.debug({ user, key: fingerprint(ctx.key.data), origin: match.origin }, 'key acceptable');
@@ -131,7 +178,7 @@ export class Authenticator {
       }
       return this.fail(ctx, started, false, 'key not authorized', true, true);
     }
-    if (!account || !match) return this.fail(ctx, started, true, 'key not authorized');
+    if (!login || !match) return this.fail(ctx, started, true, 'key not authorized');
     let valid = false;
     try {
       const key = parseKey(ctx.key.data);
@@ -140,16 +187,15 @@ export class Authenticator {
       valid = false;
     }
     if (!valid) return this.fail(ctx, started, true, 'bad signature');
-    if (this.done) return;
-    this.done = true;
-    const outcome: AuthOutcome = {
-      account,
-      policy: policyFromKeyOptions(match.entry.options, match.origin),
+    const policy = mergePolicies(login.policy, policyFromKeyOptions(match.entry.options, match.origin));
+    if ('conflict' in policy) return this.fail(ctx, started, true, policy.conflict);
+    this.succeed(ctx, {
+      login,
+      account: login.account,
+      policy,
       method: 'publickey',
       key: { type: match.entry.keyType, fingerprint: fingerprint(ctx.key.data), origin: match.origin },
-    };
-    this.deps.onSuccess(outcome);
-    ctx.accept();
+    });
   }
 
   private keysFrom(file: KeysFile): AuthorizedKey[] {
@@ -162,13 +208,16 @@ export class Authenticator {
     return entries;
   }
 
-  // The global file first, then ~/.ssh/authorized_keys; the first usable line wins and its
-  // options become the connection's Policy.
-  private findKey(account: Account, blob: Buffer): KeyMatch | undefined {
+  // The translation server's keys, the global file, then ~/.ssh/authorized_keys (unless
+  // the server says not to); the first usable line wins and its options become the
+  // connection's Policy.
+  private findKey(login: Login, blob: Buffer): KeyMatch | undefined {
+    const { account } = login;
     this.globalKeys ??= this.keysFrom(readGlobalKeysFile(this.deps.configDir));
-    const home = this.keysFrom(readHomeKeysFile(account.home, account.uid));
+    const inline = login.inlineKeys ? this.keysFrom({ ok: true, path: login.inlineKeys.source, text: login.inlineKeys.text }) : [];
+    const home = login.homeKeys ? this.keysFrom(readHomeKeysFile(account.home, account.uid)) : [];
     const now = (this.deps.now ?? Date.now)();
-    for (const entry of [...this.globalKeys, ...home]) {
+    for (const entry of [...inline, ...this.globalKeys, ...home]) {
       if (!entry.blob.equals(blob)) continue;
       const origin = `${entry.source}:${entry.line}`;
       const usable = keyLineUsable(entry, { clientIp: this.deps.clientIp, now });
@@ -199,6 +248,6 @@ export class Authenticator {
       this.deps.disconnect(DISCONNECT_PROTOCOL_ERROR, 'Too many authentication failures');
       return;
     }
-    ctx.reject(this.deps.methods);
+    ctx.reject(this.deps.directory.methods);
   }
 }

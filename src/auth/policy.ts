@@ -17,6 +17,7 @@ export type { PermitRule } from './permit.ts';
 
 export interface Policy {
   forcedCommand?: string; // command=
+  exec: boolean; // shell, exec and env requests (false for SFTP-only accounts)
   pty: boolean;
   portForwarding: boolean; // direct-tcpip / tcpip-forward allowed at all
   agentForwarding: boolean;
@@ -31,6 +32,7 @@ export interface Policy {
 
 export function unrestrictedPolicy(): Policy {
   return {
+    exec: true,
     pty: true,
     portForwarding: true,
     agentForwarding: true,
@@ -80,6 +82,7 @@ export function policyFromKeyOptions(opts: KeyOptions, origin: string): Policy {
   }
 
   const p: Policy = {
+    exec: true,
     pty: opts.pty,
     portForwarding: opts.portForwarding,
     agentForwarding: opts.agentForwarding,
@@ -113,6 +116,7 @@ export function mergePolicies(a: Policy, b: Policy): Policy | { conflict: string
   const origins = [...a.origins];
   for (const o of b.origins) if (!origins.includes(o)) origins.push(o);
   const merged: Policy = {
+    exec: a.exec && b.exec,
     pty: a.pty && b.pty,
     portForwarding: a.portForwarding && b.portForwarding,
     agentForwarding: a.agentForwarding && b.agentForwarding,

@@ -2,10 +2,11 @@
 // authentication, sessions and limits to it and decides when the process ends.
 import type { Socket } from 'node:net';
 import type ssh2 from 'ssh2';
-import type { AuthenticationType, Connection as SshClient, Session } from 'ssh2';
-import { lookupNssAccount } from '../auth/account.ts';
+import type { Connection as SshClient, Session } from 'ssh2';
 import type { AuthOutcome } from '../auth/authenticator.ts';
 import { Authenticator } from '../auth/authenticator.ts';
+import type { AccountDirectory } from '../auth/directory.ts';
+import { nssDirectory } from '../auth/directory.ts';
 import type { ListenerConfig } from '../config/index.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Peer } from '../session/command.ts';
@@ -15,6 +16,7 @@ import { serverAlgorithms } from '../ssh/algorithms.ts';
 import { Server } from '../ssh/ssh2-lean.ts';
 import type { HostKey } from '../ssh/host-keys.ts';
 import { notifyReady, notifyStatus } from '../systemd/notify.ts';
+import { translationDirectory } from '../translation/directory.ts';
 import { SSH_IDENT } from '../version.ts';
 
 export const FIRST_AUTH_TIMEOUT_MS = 10_000;
@@ -29,6 +31,10 @@ export interface ConnectionOptions {
   configDir: string;
   listener: ListenerConfig;
   hostKeys: HostKey[];
+  /** `translation_server` from lukko.conf: accounts come from there instead of NSS. */
+  translationServer?: string;
+  /** Tests: a shorter wait for the translation server than the default 10 s. */
+  translationTimeoutMs?: number;
   remote?: { address?: string; port?: number };
   exit(code: number): void;
 }
@@ -82,19 +88,18 @@ export class Connection {
 
   private onClient(client: SshClient): void {
     this.client = client;
-    const methods: AuthenticationType[] = ['publickey'];
     const auth = new Authenticator({
       log: this.log,
       configDir: this.opts.configDir,
       clientIp: plainIp(this.peer.remoteIp),
-      methods,
-      lookupAccount: lookupNssAccount,
+      directory: this.directory(),
       disconnect: (reason, text) => this.disconnect(reason, text),
       onFirstRequest: () => clearTimeout(this.timers[0]),
       onSuccess: (outcome) => {
         this.auth = outcome;
+        const { key } = outcome;
         this.log.info(
-          { user: outcome.account.name, method: outcome.method, key: outcome.key.fingerprint, type: outcome.key.type, origin: outcome.key.origin },
+          { user: outcome.account.name, method: outcome.method, key: key?.fingerprint, type: key?.type, origin: key?.origin, source: outcome.account.source },
           'accepted',
         );
       },
@@ -127,15 +132,30 @@ export class Connection {
     client.on('close', () => void this.end('client closed'));
   }
 
+  private directory(): AccountDirectory {
+    const address = this.opts.translationServer;
+    if (address === undefined || address === '') return nssDirectory();
+    const { listener } = this.opts;
+    return translationDirectory({
+      address,
+      listenerTag: listener.tag,
+      peek: !!(listener.proxyTo || listener.proxyToZeroconf),
+      ...(this.opts.translationTimeoutMs !== undefined ? { timeoutMs: this.opts.translationTimeoutMs } : {}),
+      onRequest: (user, withPassword) => this.log.debug({ user, password: withPassword }, 'translation request'),
+    });
+  }
+
   private onSession(session: Session): void {
     const outcome = this.auth;
     if (!outcome) return; // ssh2 only opens channels after authentication
     const s = new SessionChannel(session, {
       log: this.log.child({ user: outcome.account.name }),
       account: outcome.account,
+      login: outcome.login,
       policy: outcome.policy,
       peer: this.peer,
       verboseErrors: this.opts.listener.verboseErrors,
+      execRejectStderr: this.opts.listener.execRejectStderr,
       started: () => this.status(),
       ended: (done) => {
         this.sessions.delete(done);

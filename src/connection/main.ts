@@ -105,6 +105,8 @@ export function main(argv: string[]): void {
     configDir: config.configDir,
     listener,
     hostKeys,
+    ...(config.translationServer ? { translationServer: config.translationServer } : {}),
+    ...(process.env.LUKKO_TRANSLATION_TIMEOUT_MS ? { translationTimeoutMs: Number(process.env.LUKKO_TRANSLATION_TIMEOUT_MS) } : {}),
     // systemd's REMOTE_ADDR/REMOTE_PORT: a reset connection has no peer address left to ask
     remote: { address: process.env.REMOTE_ADDR, port: Number(process.env.REMOTE_PORT) || undefined },
     exit: (code) => process.exit(code ?? EXIT_OK),

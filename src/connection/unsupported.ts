@@ -13,7 +13,6 @@ export function unsupportedSettings(config: Config, listener: ListenerConfig): U
   const fatal: string[] = [];
   const ignored: string[] = [];
   const at = `${listener.file}:${listener.line}`;
-  if (config.translationServer !== undefined) fatal.push(`${config.path}: translation_server is not supported by this release`);
   if (listener.proxyTo) fatal.push(`${at}: proxy_to is not supported by this release`);
   if (listener.proxyToZeroconf) fatal.push(`${at}: proxy_to_zeroconf is not supported by this release`);
   if (listener.maxConnectionsPerIp > 0) fatal.push(`${at}: max_connections_per_ip is not enforced by this release (use MaxConnectionsPerSource= in lukko.socket)`);

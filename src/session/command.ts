@@ -8,7 +8,10 @@ import type { PtySpec, SpawnDescription } from '../spawn/description.ts';
 export type SessionRequest =
   | { kind: 'shell' }
   | { kind: 'exec'; command: string }
-  | { kind: 'subsystem'; name: string; command: string }; // command: how the subsystem is run
+  | { kind: 'subsystem'; name: string; command: string } // command: how the subsystem is run
+  // A program a translation server set up (an sftp partition's EXECUTE, rsync, git), run
+  // directly: `command` is what the client asked for, for logs and SSH_ORIGINAL_COMMAND.
+  | { kind: 'program'; name: string; file: string; args: string[]; command: string };
 
 export interface Peer {
   remoteIp: string;
@@ -31,6 +34,10 @@ export function plainIp(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }
 
+// Set by lukko from what it knows for certain; a translation server's SETENV cannot replace
+// them (in the original they come first, and the first of two duplicates is what getenv sees).
+const SERVER_VARIABLES = new Set(['USER', 'LOGNAME', 'SHELL', 'SSH_CLIENT', 'SSH_CONNECTION', 'SSH_ORIGINAL_COMMAND', 'SSH_TTY', 'TERM']);
+
 export function buildEnvironment(opts: {
   account: Account;
   peer: Peer;
@@ -47,6 +54,12 @@ export function buildEnvironment(opts: {
   env.set('PATH', account.uid === 0 ? ROOT_PATH : DEFAULT_PATH);
   env.set('MAIL', `/var/mail/${account.name}`);
   for (const [k, v] of opts.clientEnv) if (acceptedClientEnv(k)) env.set(k, v);
+  // The translation server's variables win over defaults and the client's LANG/LC_*.
+  for (const pair of account.spawn?.setenv ?? []) {
+    const eq = pair.indexOf('=');
+    const name = pair.slice(0, eq);
+    if (eq > 0 && !SERVER_VARIABLES.has(name)) env.set(name, pair.slice(eq + 1));
+  }
   // After the client's variables, so none of these can be overridden.
   if (opts.pty) env.set('TERM', opts.pty.term || 'dumb');
   const rip = plainIp(peer.remoteIp);
@@ -72,6 +85,7 @@ export function describeSession(opts: {
   pty?: PtySpec;
 }): SpawnDescription {
   const { account, policy, request } = opts;
+  const spawn = account.spawn;
   const shell = account.shell;
   const name = basename(shell);
   let command: string | undefined;
@@ -83,16 +97,25 @@ export function describeSession(opts: {
     command = request.command;
   }
   const env = buildEnvironment({ account, peer: opts.peer, clientEnv: opts.clientEnv, pty: opts.pty, originalCommand });
-  const base = {
-    file: shell,
+  const base: Omit<SpawnDescription, 'file' | 'argv0' | 'args'> = {
     env,
-    cwd: account.home,
+    cwd: spawn?.chdir ?? account.home,
     uid: account.uid,
     gid: account.gid,
     groups: account.groups,
     user: account.name,
     ...(opts.pty ? { pty: opts.pty } : {}),
+    ...(spawn?.umask !== undefined ? { umask: spawn.umask } : {}),
+    ...(spawn?.rlimits !== undefined ? { rlimits: spawn.rlimits } : {}),
+    ...(spawn?.noNewPrivs ? { noNewPrivs: true } : {}),
   };
-  if (command === undefined) return { ...base, argv0: `-${name}`, args: [] };
-  return { ...base, argv0: name, args: ['-c', command] };
+  const argv0 = (fallback: string): string => spawn?.processName ?? fallback;
+  if (request.kind === 'program' && policy.forcedCommand === undefined) {
+    return { ...base, file: request.file, argv0: argv0(basename(request.file)), args: request.args };
+  }
+  if (command === undefined) return { ...base, file: shell, argv0: argv0(`-${name}`), args: [] };
+  // A top-level EXECUTE replaces the program an exec request runs, not its arguments (as
+  // in the original, where it is an edge case nobody should rely on).
+  const file = request.kind === 'exec' && spawn?.execute !== undefined ? spawn.execute : shell;
+  return { ...base, file, argv0: argv0(name), args: ['-c', command] };
 }

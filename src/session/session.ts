@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { ServerChannel, Session } from 'ssh2';
 import type { Account } from '../auth/account.ts';
+import type { Login } from '../auth/directory.ts';
 import type { Policy } from '../auth/policy.ts';
 import type { Logger } from '../log/logger.ts';
 import type { PtySpec } from '../spawn/description.ts';
@@ -13,10 +14,15 @@ import type { ExitInfo, UserProcess } from '../spawn/spawn.ts';
 import { spawnUserProcess } from '../spawn/spawn.ts';
 import type { Peer, SessionRequest } from './command.ts';
 import { acceptedClientEnv, describeSession } from './command.ts';
+import { parsePartitionCommand } from './partition-command.ts';
 
 // RFC 4254 6.10 signal names a client may send.
 const CLIENT_SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
 const ENV_BUDGET = 16384; // bytes of name + value + 32 per variable, as the original
+// The statically linked sftp-server the original runs for an sftp partition without EXECUTE.
+const CM4ALL_SFTP_SERVER = '/usr/lib/cm4all/openssh/libexec/sftp-server';
+const GIT_PROGRAMS = { 'git-receive-pack': '/usr/bin/git-receive-pack', 'git-upload-pack': '/usr/bin/git-upload-pack' } as const;
+const SFTP_ONLY_MESSAGE = 'Shell access denied (SFTP only).\r\n';
 const SFTP_SERVERS = ['/usr/lib/openssh/sftp-server', '/usr/libexec/openssh/sftp-server', '/usr/libexec/sftp-server', '/usr/lib/ssh/sftp-server', '/usr/lib64/misc/sftp-server'];
 
 export function findSftpServer(): string | undefined {
@@ -26,9 +32,11 @@ export function findSftpServer(): string | undefined {
 export interface SessionHost {
   log: Logger;
   account: Account;
+  login: Login;
   policy: Policy;
   peer: Peer;
   verboseErrors: boolean;
+  execRejectStderr: boolean;
   started(s: SessionChannel): void;
   ended(s: SessionChannel): void;
 }
@@ -76,16 +84,9 @@ export class SessionChannel {
     });
     session.on('env', (accept, reject, info) => this.onEnv(accept, reject, info.key, info.val));
     session.on('signal', (accept, reject, info) => this.onSignal(accept, reject, info.name));
-    session.on('shell', (accept, reject) => this.start(accept as AcceptChannel, reject, { kind: 'shell' }));
-    session.on('exec', (accept, reject, info) => this.start(accept as AcceptChannel, reject, { kind: 'exec', command: info.command }));
-    session.on('subsystem', (accept, reject, info) => {
-      const server = info.name === 'sftp' ? findSftpServer() : undefined;
-      if (!server) {
-        this.host.log.info({ subsystem: info.name }, 'subsystem refused');
-        return reject?.();
-      }
-      this.start(accept as AcceptChannel, reject, { kind: 'subsystem', name: info.name, command: server });
-    });
+    session.on('shell', (accept, reject) => this.onExec(accept as AcceptChannel, reject, { kind: 'shell' }));
+    session.on('exec', (accept, reject, info) => this.onExec(accept as AcceptChannel, reject, { kind: 'exec', command: info.command }));
+    session.on('subsystem', (accept, reject, info) => this.onSubsystem(accept as AcceptChannel, reject, info.name));
     session.on('x11', (_accept, reject) => reject?.());
     session.on('auth-agent', (_accept, reject) => reject?.());
     session.on('close', () => this.onClose());
@@ -95,11 +96,14 @@ export class SessionChannel {
     const r = this.request;
     if (!r) return 'session';
     if (r.kind === 'shell') return this.pty ? 'shell' : 'shell (no tty)';
-    if (r.kind === 'subsystem') return r.name;
+    if (r.kind === 'subsystem' || r.kind === 'program') return r.name;
     return `exec ${r.command.length > 40 ? r.command.slice(0, 40) + '…' : r.command}`;
   }
 
   private onPty(accept: Accept, reject: Reject, info: PtySpec | undefined): void {
+    // The original's courtesy to SFTP-only accounts on an exec_reject_stderr listener: the
+    // pty "succeeds" (nothing is allocated) so that the shell request can print why not.
+    if (!this.host.policy.exec && this.rejectsOnStderr()) return accept?.();
     if (!info || this.request || !this.host.policy.pty) {
       if (!this.host.policy.pty) this.host.log.info({ origin: this.host.policy.origins }, 'pty refused by policy');
       return reject?.();
@@ -111,7 +115,7 @@ export class SessionChannel {
 
   private onEnv(accept: Accept, reject: Reject, key: string, val: string): void {
     const cost = Buffer.byteLength(key) + Buffer.byteLength(val) + 32;
-    if (this.request || !acceptedClientEnv(key) || this.envUsed + cost > ENV_BUDGET) {
+    if (this.request || !this.host.policy.exec || !acceptedClientEnv(key) || this.envUsed + cost > ENV_BUDGET) {
       this.host.log.debug({ name: key.slice(0, 64) }, 'environment variable refused');
       return reject?.();
     }
@@ -127,9 +131,59 @@ export class SessionChannel {
     accept?.();
   }
 
-  private start(accept: AcceptChannel, reject: Reject, request: SessionRequest): void {
+  private rejectsOnStderr(): boolean {
+    return this.host.login.sftpOnly && this.host.execRejectStderr;
+  }
+
+  // shell and exec: for accounts that may not execute (SFTP-only, or no top-level options
+  // from the translation server), only the rsync and git programs their partitions set up.
+  private onExec(accept: AcceptChannel, reject: Reject, request: SessionRequest): void {
+    const { login, policy, log } = this.host;
+    if (policy.exec || this.request || this.closed) return this.start(accept, reject, request, this.host.account);
+    const command = request.kind === 'exec' ? request.command : undefined;
+    const partition = command !== undefined ? parsePartitionCommand(command) : undefined;
+    if (partition && command !== undefined && login.sftpAllowed) {
+      const account = login.services[partition.service];
+      const file = account?.spawn?.execute ?? (partition.service === 'rsync' ? undefined : GIT_PROGRAMS[partition.service]);
+      if (account && file) {
+        return this.start(accept, reject, { kind: 'program', name: partition.service, file, args: partition.args, command }, account);
+      }
+      if (account) log.warn({ service: partition.service }, 'rsync partition without EXECUTE');
+    }
+    log.info({ request: request.kind, command, origin: policy.origins }, `${request.kind} refused: no shell access`);
+    if (!this.rejectsOnStderr()) return reject?.();
+    // As the original: success, the reason on stderr, then EOF and close without an exit status.
+    const channel = accept();
+    if (!channel) return;
+    this.request = request;
+    channel.stderr.write(SFTP_ONLY_MESSAGE);
+    channel.end();
+  }
+
+  private onSubsystem(accept: AcceptChannel, reject: Reject, name: string): void {
+    const { login, log } = this.host;
+    const refuse = (why: string): void => {
+      log.info({ subsystem: name }, `subsystem refused: ${why}`);
+      reject?.();
+    };
+    if (name !== 'sftp') return refuse('unknown subsystem');
+    if (!login.sftpAllowed) return refuse('SFTP not allowed for this account');
+    if (this.pty) return refuse('a pty was requested');
+    // An sftp partition: its EXECUTE, else the original's static sftp-server, run directly
+    // with the partition's options. Otherwise OpenSSH's sftp-server with the account's.
+    const partition = login.services.sftp;
+    const program = partition?.spawn?.execute ?? (existsSync(CM4ALL_SFTP_SERVER) ? CM4ALL_SFTP_SERVER : undefined);
+    if (partition && program) {
+      return this.start(accept, reject, { kind: 'program', name: 'sftp', file: program, args: [], command: 'internal-sftp' }, partition);
+    }
+    const server = findSftpServer();
+    if (!server) return refuse('no sftp-server installed');
+    this.start(accept, reject, { kind: 'subsystem', name, command: server }, this.host.account);
+  }
+
+  private start(accept: AcceptChannel, reject: Reject, request: SessionRequest, account: Account): void {
     if (this.request || this.closed) return reject?.();
-    const { account, policy, peer, log } = this.host;
+    const { policy, peer, log } = this.host;
     // Fail closed: home-read-only needs a private mount namespace, which only the session
     // isolation of a later release provides. Until then such a key gets no process at all.
     if (policy.homeReadOnly) {

@@ -1,3 +1,5 @@
+import type { Rlimits } from '../translation/rlimits.ts';
+
 // The spawn description (design.md step 7): everything needed to start one user process,
 // as plain data. Sessions build it from Account + Policy + request; the spawner makes the
 // process with exactly this, or refuses. Later issues add isolation fields here; a field
@@ -23,4 +25,10 @@ export interface SpawnDescription {
   groups: number[] | 'nss'; // 'nss': initgroups(3) for `user`
   user: string;
   pty?: PtySpec;
+  /** umask(2) for the process; absent: inherited (022 from the service). */
+  umask?: number;
+  /** setrlimit(2) per resource; an unset side (soft or hard) keeps the inherited value. */
+  rlimits?: Rlimits;
+  /** PR_SET_NO_NEW_PRIVS before exec: setuid binaries cannot raise privileges. */
+  noNewPrivs?: boolean;
 }

@@ -6,20 +6,34 @@
  * right but cannot set argv[0] or terminal modes either, so this helper does exactly these
  * steps, in this order, and nothing else:
  *
- *   terminal modes on fd 0 (pty sessions) -> supplementary groups -> gid -> uid
- *   -> refuse to continue if root could be regained -> chdir -> close fds >= 3 -> execvp
+ *   terminal modes on fd 0 (pty sessions) -> supplementary groups -> gid
+ *   -> resource limits (still root: a hard limit may be raised) -> uid
+ *   -> refuse to continue if root could be regained -> chdir -> umask -> close fds >= 3
+ *   -> no_new_privs -> execvp
  *
  * Usage: lukko-exec [--uid N --gid N (--groups a,b,.. | --init-groups NAME)]
  *                   [--chdir DIR] [--argv0 NAME] [--tty GID]
  *                   [--termios I+,I-,O+,O-,C+,C-,L+,L-] [--cc INDEX=VALUE]...
+ *                   [--umask OCTAL] [--rlimit RES=SOFT:HARD]... [--no-new-privs]
  *                   -- FILE [ARG]...
  * --tty: fd 0 is the session's pty; it is given to the user (group GID, mode 0620, as
  * OpenSSH does) and SSH_TTY names it.
- * Numbers are decimal. Exit status 126 for a setup failure (like a shell's "cannot
- * execute"), 127 when FILE cannot be executed; the reason goes to stderr, which the session
- * forwards to the client.
+ * --umask: umask(2) for the program, in octal (at most 0777).
+ * --rlimit: setrlimit(2) for resource RES, named without RLIMIT_ (CPU, FSIZE, DATA, STACK,
+ * CORE, RSS, NPROC, NOFILE, MEMLOCK, AS, SIGPENDING, MSGQUEUE, NICE, RTPRIO), at most once
+ * each. SOFT and HARD are each a decimal number, "inf" for RLIM_INFINITY or "-" to keep the
+ * current value. The limits are set before the uid changes, so root may raise a hard limit.
+ * A soft limit above the hard one (after "-" is filled in) and any setrlimit failure refuse
+ * the spawn: the translation server asked for that limit, and running without it would
+ * fail open.
+ * --no-new-privs: prctl(PR_SET_NO_NEW_PRIVS) just before execvp; setuid and file
+ * capabilities then no longer raise the program's privileges.
+ * Numbers are decimal unless said otherwise. Exit status 126 for a setup failure (like a
+ * shell's "cannot execute"), 127 when FILE cannot be executed; the reason goes to stderr,
+ * which the session forwards to the client.
  */
 #define _GNU_SOURCE
+#define _FILE_OFFSET_BITS 64 /* a 64-bit rlim_t everywhere */
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -27,6 +41,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -94,6 +110,93 @@ static void apply_termios(const char *spec, char **cc, size_t ncc)
 		fail(126, "tcsetattr", NULL);
 }
 
+static const struct {
+	const char *name;
+	int resource;
+} rlimit_names[] = {
+	{ "CPU", RLIMIT_CPU },		 { "FSIZE", RLIMIT_FSIZE },
+	{ "DATA", RLIMIT_DATA },	 { "STACK", RLIMIT_STACK },
+	{ "CORE", RLIMIT_CORE },	 { "RSS", RLIMIT_RSS },
+	{ "NPROC", RLIMIT_NPROC },	 { "NOFILE", RLIMIT_NOFILE },
+	{ "MEMLOCK", RLIMIT_MEMLOCK },	 { "AS", RLIMIT_AS },
+	{ "SIGPENDING", RLIMIT_SIGPENDING }, { "MSGQUEUE", RLIMIT_MSGQUEUE },
+	{ "NICE", RLIMIT_NICE },	 { "RTPRIO", RLIMIT_RTPRIO },
+};
+#define N_RLIMITS (sizeof(rlimit_names) / sizeof(rlimit_names[0]))
+
+_Static_assert(sizeof(rlim_t) == sizeof(unsigned long long), "rlim_t is 64 bits");
+
+/* one --rlimit: which sides were given, and their values */
+struct rlimit_spec {
+	int given, keep_soft, keep_hard;
+	rlim_t soft, hard;
+};
+
+/* "-": keep (returns 1); "inf": RLIM_INFINITY; else a decimal number that fits in rlim_t */
+static int rlimit_value(const char *s, rlim_t *out)
+{
+	if (strcmp(s, "-") == 0)
+		return 1;
+	if (strcmp(s, "inf") == 0) {
+		*out = RLIM_INFINITY;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end != 0 || errno != 0)
+		usage("bad --rlimit value");
+	*out = (rlim_t)v;
+	return 0;
+}
+
+static void parse_rlimit(char *spec, struct rlimit_spec *specs)
+{
+	char *eq = strchr(spec, '=');
+	char *colon = eq ? strchr(eq + 1, ':') : NULL;
+	if (!colon)
+		usage("bad --rlimit: want RES=SOFT:HARD");
+	*eq = 0;
+	*colon = 0;
+	size_t r = 0;
+	while (r < N_RLIMITS && strcmp(rlimit_names[r].name, spec) != 0)
+		r++;
+	if (r == N_RLIMITS)
+		usage("bad --rlimit: unknown resource");
+	struct rlimit_spec *s = &specs[r];
+	if (s->given)
+		usage("bad --rlimit: resource given twice");
+	s->given = 1;
+	s->keep_soft = rlimit_value(eq + 1, &s->soft);
+	s->keep_hard = rlimit_value(colon + 1, &s->hard);
+}
+
+static void apply_rlimits(const struct rlimit_spec *specs)
+{
+	for (size_t r = 0; r < N_RLIMITS; r++) {
+		const struct rlimit_spec *s = &specs[r];
+		if (!s->given)
+			continue;
+		const char *name = rlimit_names[r].name;
+		struct rlimit l;
+		if (getrlimit(rlimit_names[r].resource, &l) < 0)
+			fail(126, "getrlimit", name);
+		if (!s->keep_soft)
+			l.rlim_cur = s->soft;
+		if (!s->keep_hard)
+			l.rlim_max = s->hard;
+		/* RLIM_INFINITY is the largest rlim_t, so plain comparison orders it right */
+		if (l.rlim_cur > l.rlim_max) {
+			fprintf(stderr,
+				"lukko-exec: rlimit %s: soft limit %llu is above hard limit %llu\r\n",
+				name, (unsigned long long)l.rlim_cur, (unsigned long long)l.rlim_max);
+			_exit(126);
+		}
+		if (setrlimit(rlimit_names[r].resource, &l) < 0)
+			fail(126, "setrlimit", name);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	long uid = -1, gid = -1;
@@ -101,6 +204,10 @@ int main(int argc, char **argv)
 	char *groups = NULL, *init_groups = NULL, *dir = NULL, *argv0 = NULL, *termios_spec = NULL;
 	char *cc[NCCS];
 	size_t ncc = 0;
+	long mask = -1;
+	int no_new_privs = 0;
+	struct rlimit_spec rlimits[N_RLIMITS];
+	memset(rlimits, 0, sizeof rlimits);
 	int i = 1;
 
 	for (; i < argc; i++) {
@@ -108,6 +215,10 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--") == 0) {
 			i++;
 			break;
+		}
+		if (strcmp(a, "--no-new-privs") == 0) {
+			no_new_privs = 1;
+			continue;
 		}
 		if (i + 1 >= argc)
 			usage("option without value");
@@ -132,7 +243,16 @@ int main(int argc, char **argv)
 			if (ncc == NCCS)
 				usage("too many --cc");
 			cc[ncc++] = val;
-		} else
+		} else if (strcmp(a, "--umask") == 0) {
+			char *end;
+			errno = 0;
+			unsigned long m = strtoul(val, &end, 8);
+			if (*val < '0' || *val > '7' || *end != 0 || errno != 0 || m > 0777)
+				usage("bad --umask");
+			mask = (long)m;
+		} else if (strcmp(a, "--rlimit") == 0)
+			parse_rlimit(val, rlimits);
+		else
 			usage("unknown option");
 	}
 	if (i >= argc)
@@ -176,6 +296,13 @@ int main(int argc, char **argv)
 		}
 		if (setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0)
 			fail(126, "setgid", NULL);
+	}
+
+	/* after NSS (initgroups) has run, but before the uid changes: root may raise a hard
+	 * limit, the user may not */
+	apply_rlimits(rlimits);
+
+	if (uid >= 0) {
 		if (setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) < 0)
 			fail(126, "setuid", NULL);
 		/* fail closed: a non-root target must not be able to get root back */
@@ -192,10 +319,17 @@ int main(int argc, char **argv)
 			fail(126, "chdir", "/");
 	}
 
+	if (mask >= 0)
+		umask((mode_t)mask);
+
 	/* nothing of the server's (the client socket, logs, key files) reaches the user */
 	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
 		for (int fd = 3; fd < 65536; fd++)
 			close(fd);
+
+	/* last, so that nothing above is affected by it */
+	if (no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(126, "prctl", "PR_SET_NO_NEW_PRIVS");
 
 	char *file = argv[i];
 	if (argv0)

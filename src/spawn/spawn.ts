@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { RLIM_INFINITY, type Rlimits } from '../translation/rlimits.ts';
 import type { SpawnDescription } from './description.ts';
 import { termiosArgs } from './termios.ts';
 
@@ -60,7 +61,29 @@ function ttyGroup(): number {
   return ttyGid;
 }
 
-/** Pure: the lukko-exec command line for a description, as `[helper args..., '--', file, args...]`. */
+function rlimitValue(resource: string, v: bigint | undefined): string {
+  if (v === undefined) return '-'; // keep what the process inherits
+  if (v < 0n || v > RLIM_INFINITY) throw new SpawnRefused(`rlimit ${resource}: ${v} out of range`);
+  return v === RLIM_INFINITY ? 'inf' : v.toString();
+}
+
+/** `--rlimit RES=SOFT:HARD` per resource, sorted by name so the command line is deterministic. */
+function rlimitArgs(rlimits: Rlimits): string[] {
+  const a: string[] = [];
+  for (const resource of [...rlimits.keys()].sort()) {
+    const { soft, hard } = rlimits.get(resource)!;
+    if (soft === undefined && hard === undefined) continue; // nothing to change
+    a.push('--rlimit', `${resource}=${rlimitValue(resource, soft)}:${rlimitValue(resource, hard)}`);
+  }
+  return a;
+}
+
+/**
+ * Pure: the lukko-exec command line for a description, as `[helper args..., '--', file, args...]`.
+ * umask, rlimits and noNewPrivs apply without root as well (lowering a limit, setting the
+ * umask and no_new_privs need no privilege; lukko-exec refuses what it cannot do).
+ * Throws SpawnRefused for a value lukko-exec could not be given.
+ */
 export function execArgs(desc: SpawnDescription, opts: { asRoot: boolean; ttyGid?: number }): string[] {
   const a: string[] = [];
   if (opts.asRoot) {
@@ -73,6 +96,12 @@ export function execArgs(desc: SpawnDescription, opts: { asRoot: boolean; ttyGid
     a.push('--tty', String(opts.ttyGid ?? 5));
     a.push(...termiosArgs(desc.pty.modes));
   }
+  if (desc.umask !== undefined) {
+    if (!Number.isInteger(desc.umask) || desc.umask < 0 || desc.umask > 0o777) throw new SpawnRefused(`bad umask ${desc.umask}`);
+    a.push('--umask', desc.umask.toString(8).padStart(4, '0'));
+  }
+  if (desc.rlimits) a.push(...rlimitArgs(desc.rlimits));
+  if (desc.noNewPrivs) a.push('--no-new-privs');
   a.push('--', desc.file, ...desc.args);
   return a;
 }

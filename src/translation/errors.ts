@@ -17,7 +17,10 @@ export type TranslationRule =
   | 'unknown' // a packet the original's parser does not accept in lukko's build
   | 'too-many' // more PROBE_SUFFIX packets than the original has room for
   | 'incomplete' // PROBE_PATH_SUFFIXES without any PROBE_SUFFIX
-  | 'invalid-account'; // a success without usable top-level uid, gid or HOME
+  | 'invalid-account' // a success without usable top-level uid, gid or HOME
+  | 'unreachable' // connecting or writing the request failed
+  | 'timeout' // no complete response in time (the original waits without limit)
+  | 'unenforceable'; // the response asks for isolation this release cannot enforce
 
 export class TranslationError extends Error {
   readonly rule: TranslationRule;

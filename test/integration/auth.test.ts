@@ -4,6 +4,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
+import { sshPassword } from '../helpers/translation.ts';
 import { authorize, childExits, cleanup, settled, clientKey, keyLine, makeWorld, ROOT, run, ssh, startServer } from '../helpers/fixture.ts';
 
 let world: World;
@@ -61,6 +62,15 @@ describe('what a failure tells', () => {
     // and a good signed request goes through
     const good = await paramiko('alice', 'publickey', world.keys.ed25519);
     assert.equal(good.ok, true, good.error ?? '');
+  });
+});
+
+describe('passwords', () => {
+  test('without a translation server no password is offered or asked for', async () => {
+    const r = await sshPassword(server, world.dir, 'alice', 'anything', ['true']);
+    assert.equal(r.code, 255);
+    assert.match(r.stderr, /alice@127\.0\.0\.1: Permission denied \(publickey\)\./);
+    assert.doesNotMatch(r.stderr, /password/i);
   });
 });
 

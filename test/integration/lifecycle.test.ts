@@ -154,11 +154,11 @@ describe('configuration faults are visible', () => {
 });
 
 describe('settings this release cannot honour', () => {
-  test('tarpit, per-IP limits, a translation server or proxying: exit 78 with the reason, never run without them', async () => {
+  test('tarpit, per-IP limits or proxying: exit 78 with the reason, never run without them', async () => {
     const good = readFileSync(world.configPath, 'utf8');
     for (const [extra, reason] of [
       ['listener {\n  bind "127.0.0.1:22"\n  tarpit yes\n}\n', /tarpit is not enforced/],
-      ['translation_server "@lukko-ts"\n', /translation_server is not supported/],
+      ['listener {\n  bind "127.0.0.1:22"\n  proxy_to "127.0.0.1:2200"\n}\n', /proxy_to is not supported/],
       ['listener {\n  bind "127.0.0.1:22"\n  max_connections_per_ip 4\n}\n', /max_connections_per_ip is not enforced/],
     ] as const) {
       writeFileSync(world.configPath, extra.startsWith('listener') ? extra : good + extra);

@@ -33,6 +33,7 @@ function merged(a: Policy, b: Policy): Policy {
 
 test('unrestrictedPolicy allows everything and records nothing', () => {
   assert.deepEqual(unrestrictedPolicy(), {
+    exec: true,
     pty: true,
     portForwarding: true,
     agentForwarding: true,

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { Account } from '../../src/auth/account.ts';
 import { unrestrictedPolicy } from '../../src/auth/policy.ts';
 import { acceptedClientEnv, buildEnvironment, describeSession, plainIp } from '../../src/session/command.ts';
+import type { SessionRequest } from '../../src/session/command.ts';
 
 const alice: Account = { name: 'alice', uid: 1001, gid: 1001, home: '/home/alice', shell: '/bin/bash', groups: 'nss', source: 'nss' };
 const peer = { remoteIp: '::ffff:192.0.2.7', remotePort: 50000, localIp: '::ffff:192.0.2.1', localPort: 22 };
@@ -66,4 +67,38 @@ test('accepted client variables', () => {
   assert.equal(acceptedClientEnv('TERM'), false);
   assert.equal(plainIp('::ffff:10.0.0.1'), '10.0.0.1');
   assert.equal(plainIp('2001:db8::1'), '2001:db8::1');
+});
+
+test('a translated account: SETENV overrides defaults but not what lukko knows; cwd, umask, limits, argv[0]', () => {
+  const carol: Account = {
+    name: 'carol', uid: 2001, gid: 100, home: '/home/carol', shell: '/bin/bash', groups: [27], source: 'translation',
+    spawn: {
+      setenv: ['LANG=C.UTF-8', 'HOME=/srv/carol', 'USER=root', 'SSH_CONNECTION=forged', 'PATH=/opt/bin'],
+      umask: 0o027, noNewPrivs: true, chdir: '/srv/www', processName: 'carol-shell', childTags: [],
+      rlimits: new Map([['NOFILE', { soft: 64n, hard: 128n }]]),
+    },
+  };
+  const d = describeSession({ account: carol, policy: unrestrictedPolicy(), request: { kind: 'exec', command: 'id' }, peer, clientEnv: [['LANG', 'de_DE']] });
+  const env = new Map(d.env);
+  assert.equal(env.get('LANG'), 'C.UTF-8');
+  assert.equal(env.get('HOME'), '/srv/carol');
+  assert.equal(env.get('PATH'), '/opt/bin');
+  assert.equal(env.get('USER'), 'carol');
+  assert.equal(env.get('SSH_CONNECTION'), '192.0.2.7 50000 192.0.2.1 22');
+  assert.equal(d.cwd, '/srv/www');
+  assert.equal(d.umask, 0o027);
+  assert.equal(d.noNewPrivs, true);
+  assert.deepEqual(d.rlimits?.get('NOFILE'), { soft: 64n, hard: 128n });
+  assert.equal(d.argv0, 'carol-shell');
+  assert.deepEqual(d.groups, [27]);
+});
+
+test('a partition program runs directly, unless a forced command says otherwise', () => {
+  const request: SessionRequest = { kind: 'program', name: 'sftp', file: '/opt/sftp-server', args: ['-l', 'INFO'], command: 'internal-sftp' };
+  const d = describeSession({ account: alice, policy: unrestrictedPolicy(), request, peer, clientEnv: [] });
+  assert.equal(d.file, '/opt/sftp-server');
+  assert.equal(d.argv0, 'sftp-server');
+  assert.deepEqual(d.args, ['-l', 'INFO']);
+  const forced = describeSession({ account: alice, policy: { ...unrestrictedPolicy(), forcedCommand: 'echo no' }, request, peer, clientEnv: [] });
+  assert.deepEqual([forced.file, ...forced.args], ['/bin/bash', '-c', 'echo no']);
 });

@@ -7,7 +7,9 @@
 #   PREFIX/lib/lukko/node_modules/     production dependencies only, native addons as built
 #   PREFIX/lib/lukko/package.json      "type": "module" and the dependency list
 #   PREFIX/bin/lukko                   the command (keygen, check-config, units ...)
-#   UNITDIR/lukko.socket, lukko@.service ...   every units/lukko* file
+#   UNITDIR/lukko.socket, lukko@.service ...   every units/lukko* file, including
+#                                      lukko-translation.socket and .service (the optional
+#                                      translation server, docs/translation-server.md)
 #
 #   scripts/install.sh [--prefix /usr] [--destdir DIR] [--unitdir DIR] [--runtime DIR]
 #

@@ -112,6 +112,30 @@ export async function run(argv: string[]): Promise<void> {
         process.stderr.write(`lukko units: wrote ${path}; now run: systemctl daemon-reload && systemctl restart lukko.socket\n`);
       },
     )
+    .command(
+      'translation-server',
+      'answer lukko\'s LOGIN requests from a user file (translation protocol; docs/translation-server.md)',
+      (y) =>
+        y
+          .command(
+            'hash-password',
+            'read a password from stdin (without echo on a terminal) and print its hash for the user file',
+            (yy) => yy.option('params', { type: 'string', describe: 'scrypt cost, e.g. ln=16,r=8,p=1 (default ln=15,r=6,p=1)' }),
+            async (a) => {
+              const { runHashPassword } = await import('../translation-server/main.ts');
+              await runHashPassword({ params: a.params });
+            },
+          )
+          .option('users', { type: 'string', default: '/etc/cm4all/lukko/users.ini', describe: 'the user file' })
+          .option('listen', { type: 'string', default: '/run/lukko/translation.socket', describe: 'socket path, or @name for an abstract socket (not used when systemd passes a socket)' })
+          .option('request-timeout', { type: 'number', default: 10, describe: 'seconds a connection has for each complete request' })
+          .option('log-level', { type: 'string', default: 'info' }),
+      async (a) => {
+        const { runTranslationServer } = await import('../translation-server/main.ts');
+        const listenGiven = argv.some((x) => x === '--listen' || x.startsWith('--listen='));
+        await runTranslationServer({ users: a.users, listen: a.listen, listenGiven, logLevel: a['log-level'], requestTimeout: a['request-timeout'] });
+      },
+    )
     .demandCommand(1)
     .strict()
     .help()

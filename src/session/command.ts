@@ -70,6 +70,12 @@ export function buildEnvironment(opts: {
   return [...env];
 }
 
+/** The passwd(5) line of a translated account; none when a field cannot be written as one. */
+export function passwdEntry(account: Account): { passwdEntry?: string } {
+  const fields = [account.name, 'x', String(account.uid), String(account.gid), '', account.home, account.shell];
+  return fields.some((f) => /[:\n\0]/.test(f)) ? {} : { passwdEntry: fields.join(':') };
+}
+
 /**
  * What runs. As OpenSSH: a command (forced or requested) runs as `<shell> -c <command>`
  * with argv[0] the shell's base name; a shell request runs the login shell with argv[0]
@@ -108,6 +114,7 @@ export function describeSession(opts: {
     ...(spawn?.umask !== undefined ? { umask: spawn.umask } : {}),
     ...(spawn?.rlimits !== undefined ? { rlimits: spawn.rlimits } : {}),
     ...(spawn?.noNewPrivs ? { noNewPrivs: true } : {}),
+    ...(account.source === 'translation' ? passwdEntry(account) : {}),
   };
   const argv0 = (fallback: string): string => spawn?.processName ?? fallback;
   if (request.kind === 'program' && policy.forcedCommand === undefined) {

@@ -31,4 +31,9 @@ export interface SpawnDescription {
   rlimits?: Rlimits;
   /** PR_SET_NO_NEW_PRIVS before exec: setuid binaries cannot raise privileges. */
   noNewPrivs?: boolean;
+  /**
+   * A passwd(5) line for an account NSS does not know (a translation server's): the process
+   * sees it in its own /etc/passwd, so programs that look themselves up work.
+   */
+  passwdEntry?: string;
 }

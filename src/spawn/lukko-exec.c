@@ -15,7 +15,10 @@
  *                   [--chdir DIR] [--argv0 NAME] [--tty GID]
  *                   [--termios I+,I-,O+,O-,C+,C-,L+,L-] [--cc INDEX=VALUE]...
  *                   [--umask OCTAL] [--rlimit RES=SOFT:HARD]... [--no-new-privs]
+ *                   [--passwd-line NAME:x:UID:GID::HOME:SHELL]
  *                   -- FILE [ARG]...
+ * --passwd-line: a private mount namespace whose /etc/passwd has this entry (see
+ * passwd_overlay).
  * --tty: fd 0 is the session's pty; it is given to the user (group GID, mode 0620, as
  * OpenSSH does) and SSH_TTY names it.
  * --umask: umask(2) for the program, in octal (at most 0777).
@@ -43,6 +46,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -197,11 +203,65 @@ static void apply_rlimits(const struct rlimit_spec *specs)
 	}
 }
 
+/*
+ * --passwd-line: an account that only a translation server knows has no passwd entry, and
+ * programs that look themselves up (OpenSSH's sftp-server refuses to start: "No user found
+ * for uid") would fail. The process gets a mount namespace of its own in which /etc/passwd
+ * is the system's file plus this line (replacing an entry of the same name), read-only. The
+ * host's file is never touched; nothing else differs from the host's mounts.
+ */
+static void passwd_overlay(const char *line)
+{
+	const char *colon = strchr(line, ':');
+	if (!colon || colon == line || strchr(line, '\n'))
+		usage("bad --passwd-line");
+	size_t prefix = (size_t)(colon - line) + 1; /* "name:" */
+	/* A file, not a memfd: the kernel refuses to bind-mount from its internal mounts.
+	 * Unlinked as soon as it is mounted, so nothing stays behind in /run. */
+	char path[] = "/run/.lukko-passwd-XXXXXX";
+	int fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		fail(126, "mkstemp", path);
+	FILE *out = fdopen(fd, "w");
+	if (!out)
+		fail(126, "passwd copy", path);
+	FILE *in = fopen("/etc/passwd", "re");
+	if (in) {
+		char *l = NULL;
+		size_t cap = 0;
+		ssize_t n;
+		while ((n = getline(&l, &cap, in)) > 0) {
+			if (strncmp(l, line, prefix) == 0)
+				continue;
+			fputs(l, out);
+			if (l[n - 1] != '\n')
+				fputc('\n', out);
+		}
+		free(l);
+		fclose(in);
+	}
+	fprintf(out, "%s\n", line);
+	if (fchmod(fd, 0644) < 0 || fclose(out) != 0) {
+		unlink(path);
+		fail(126, "passwd copy", path);
+	}
+	int ok = unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+		 mount(path, "/etc/passwd", NULL, MS_BIND, NULL) == 0;
+	int saved = errno;
+	unlink(path);
+	errno = saved;
+	if (!ok)
+		fail(126, "private /etc/passwd", NULL);
+	if (mount(NULL, "/etc/passwd", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		fail(126, "mount", "/etc/passwd (read-only)");
+}
+
 int main(int argc, char **argv)
 {
 	long uid = -1, gid = -1;
 	long tty_gid = -1;
 	char *groups = NULL, *init_groups = NULL, *dir = NULL, *argv0 = NULL, *termios_spec = NULL;
+	char *passwd_line = NULL;
 	char *cc[NCCS];
 	size_t ncc = 0;
 	long mask = -1;
@@ -250,7 +310,9 @@ int main(int argc, char **argv)
 			if (*val < '0' || *val > '7' || *end != 0 || errno != 0 || m > 0777)
 				usage("bad --umask");
 			mask = (long)m;
-		} else if (strcmp(a, "--rlimit") == 0)
+		} else if (strcmp(a, "--passwd-line") == 0)
+			passwd_line = val;
+		else if (strcmp(a, "--rlimit") == 0)
 			parse_rlimit(val, rlimits);
 		else
 			usage("unknown option");
@@ -283,6 +345,9 @@ int main(int argc, char **argv)
 			fail(126, "chmod", name);
 		setenv("SSH_TTY", name, 1);
 	}
+
+	if (passwd_line)
+		passwd_overlay(passwd_line);
 
 	if (uid >= 0) {
 		if (init_groups) {

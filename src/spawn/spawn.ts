@@ -91,6 +91,7 @@ export function execArgs(desc: SpawnDescription, opts: { asRoot: boolean; ttyGid
     if (desc.groups === 'nss') a.push('--init-groups', desc.user);
     else a.push('--groups', desc.groups.join(','));
   }
+  if (opts.asRoot && desc.passwdEntry !== undefined) a.push('--passwd-line', desc.passwdEntry);
   a.push('--chdir', desc.cwd, '--argv0', desc.argv0);
   if (desc.pty) {
     a.push('--tty', String(opts.ttyGid ?? 5));

@@ -46,6 +46,10 @@ export type RequestFrame =
  */
 export function frameRequest(bytes: Buffer, maxBytes = MAX_REQUEST_BYTES): RequestFrame {
   const packets: TranslationPacket[] = [];
+  // Whatever else the first header says, it must be BEGIN's (an HTTP request, say, is not).
+  if (bytes.length >= 4 && bytes.readUInt16LE(2) !== C.BEGIN) {
+    return malformed(`request starts with ${describeCommand(bytes.readUInt16LE(2))}, not BEGIN`);
+  }
   let offset = 0;
   for (;;) {
     const d = decodePacket(bytes, offset);

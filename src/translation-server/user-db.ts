@@ -284,9 +284,10 @@ function scan(text: string, problems: Problems): Section[] {
       problems.add(line, `${where}: "${rawKey.slice(0, 64)}" is not a key`);
       continue;
     }
-    const spec = KEYS[key];
+    const spec = Object.hasOwn(KEYS, key) ? KEYS[key] : undefined;
     if (spec === undefined) {
-      const similar = KEYS[key.toLowerCase().replace(/-/g, '_')] !== undefined ? ` (did you mean ${key.toLowerCase().replace(/-/g, '_')}?)` : '';
+      const guess = key.toLowerCase().replace(/-/g, '_');
+      const similar = Object.hasOwn(KEYS, guess) ? ` (did you mean ${guess}?)` : '';
       problems.add(line, `${where}: unknown key "${key}"${similar}`);
       continue;
     }
@@ -327,7 +328,6 @@ const NAME = /^[A-Za-z0-9_-]{1,255}$/;
 const CGROUP_NAME = /^[a-z_]+$/;
 const HOSTNAME = /^(?=.{1,64}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 /** NUL would cut a string short on a C server; other control characters have no place in these values. */
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 class Reject extends Error {}
@@ -346,7 +346,8 @@ function bool(value: unknown): boolean {
 
 function id(s: string, what: string): number {
   if (!/^[0-9]{1,10}$/.test(s) || Number(s) < 1 || Number(s) > MAX_ID) {
-    throw new Reject(`"${s.slice(0, 64)}" is not a ${what} from 1 to ${MAX_ID} (0 is root, which cannot log in through the translation server)`);
+    const root = what === 'group id' ? '' : ' (0 is root, which cannot log in through the translation server)';
+    throw new Reject(`"${s.slice(0, 64)}" is not a ${what} from 1 to ${MAX_ID}${root}`);
   }
   return Number(s);
 }
@@ -569,10 +570,11 @@ class ItemReject extends Error {
   }
 }
 
-function finish(d: Draft, where: string, line: number, problems: Problems): ProcessSettings | undefined {
-  let ok = true;
+/** `refused`: keys whose value was refused, which are not reported missing on top of that. */
+function finish(d: Draft, where: string, line: number, problems: Problems, refused: ReadonlySet<string>): ProcessSettings | undefined {
+  let ok = refused.size === 0;
   for (const [field, key] of [['uid', 'uid'], ['gid', 'gid'], ['home', 'home']] as const) {
-    if (d[field] === undefined) {
+    if (d[field] === undefined && !refused.has(key)) {
       problems.add(line, `${where}: ${key} is missing`);
       ok = false;
     }
@@ -603,20 +605,25 @@ function depth(path: string): number {
   return path.split('/').filter((c) => c !== '').length;
 }
 
-function applyEntries(section: Section, scope: 'account' | 'partition', d: Draft, problems: Problems, account?: AccountDraft): void {
+/** Returns the keys whose values were refused. */
+function applyEntries(section: Section, scope: 'account' | 'partition', d: Draft, problems: Problems, account?: AccountDraft): Set<string> {
+  const refused = new Set<string>();
   const where = `[${section.user}${section.partition === undefined ? '' : `:${section.partition}`}]`;
   for (const entry of section.entries.values()) {
     const spec = KEYS[entry.key]!;
     if (spec.scope === 'account' && scope === 'partition') {
       problems.add(entry.line, `${where} ${entry.key}: belongs in the account's own section [${section.user}]`);
+      refused.add(entry.key);
       continue;
     }
     if (spec.scope === 'partition' && scope === 'account') {
       problems.add(entry.line, `${where} ${entry.key}: only a partition runs a program of its own; put it in [${section.user}:sftp] or another partition`);
+      refused.add(entry.key);
       continue;
     }
     if (spec.kind !== 'list' && entry.bracketed) {
       problems.add(entry.line, `${where} ${entry.key}: takes one value; write ${entry.key} = …`);
+      refused.add(entry.key);
       continue;
     }
     try {
@@ -626,8 +633,10 @@ function applyEntries(section: Section, scope: 'account' | 'partition', d: Draft
       if (e instanceof ItemReject) problems.add(e.line, `${where} ${entry.key}: ${e.message}`);
       else if (e instanceof Reject) problems.add(entry.line, `${where} ${entry.key}: ${e.message}`);
       else throw e;
+      refused.add(entry.key);
     }
   }
+  return refused;
 }
 
 interface AccountDraft {
@@ -698,9 +707,9 @@ export function parseUserDb(text: string, file: string): UserDb {
     if (section.partition !== undefined) continue;
     const a: AccountDraft = { authorizedKeys: [], noHomeAuthorizedKeys: false, sftpOnly: false };
     const d = emptyDraft();
-    applyEntries(section, 'account', d, problems, a);
+    const refused = applyEntries(section, 'account', d, problems, a);
     drafts.set(section.user, d);
-    const settings = finish(d, `[${section.user}]`, section.line, problems);
+    const settings = finish(d, `[${section.user}]`, section.line, problems, refused);
     if (settings === undefined) continue;
     accounts.set(section.user, { name: section.user, line: section.line, ...a, settings, partitions: [] });
   }
@@ -715,12 +724,12 @@ export function parseUserDb(text: string, file: string): UserDb {
     }
     // A partition starts as a copy of its account's settings (lukko itself inherits nothing).
     const d = copyDraft(base);
-    applyEntries(section, 'partition', d, problems);
-    if (section.partition === 'rsync' && d.execute === undefined) {
+    const refused = applyEntries(section, 'partition', d, problems);
+    if (section.partition === 'rsync' && d.execute === undefined && !refused.has('execute')) {
       problems.add(section.line, `${where}: an rsync partition needs execute = /path/to/rsync`);
       continue;
     }
-    const settings = finish(d, where, section.line, problems);
+    const settings = finish(d, where, section.line, problems, refused);
     const account = accounts.get(section.user);
     if (settings === undefined || account === undefined) continue;
     (account.partitions as Partition[]).push({ name: section.partition, line: section.line, settings });

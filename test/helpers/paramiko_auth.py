@@ -1,4 +1,4 @@
-"""One authentication attempt with paramiko, which sends signed public-key requests directly
+"""One authentication attempt with paramiko (none, password: the last argument is the password,, which sends signed public-key requests directly
 (no unsigned query first): the only common client that can make a real failed attempt.
 Prints JSON: the outcome, the methods the server offered, and the time the answer took."""
 import json, socket, sys, time
@@ -13,6 +13,8 @@ start = time.monotonic()
 try:
     if method == "none":
         t.auth_none(user)
+    elif method == "password":
+        t.auth_password(user, key_path, fallback=False)
     else:
         key = paramiko.Ed25519Key.from_private_key_file(key_path)
         t.auth_publickey(user, key)

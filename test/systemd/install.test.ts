@@ -69,7 +69,7 @@ test('the installed tree holds what runs, and not the build tools', () => {
   assert.equal(pkg.type, 'module');
   assert.equal(pkg.devDependencies, undefined);
   // Units placed unchanged (prefix /usr), and the command.
-  for (const unit of ['lukko.socket', 'lukko@.service']) {
+  for (const unit of ['lukko.socket', 'lukko@.service', 'lukko-translation.socket', 'lukko-translation.service']) {
     assert.equal(readFileSync(join(rootfs, 'usr/lib/systemd/system', unit), 'utf8'), readFileSync(join(ROOT, 'units', unit), 'utf8'));
   }
   assert.match(readFileSync(join(rootfs, 'usr/bin/lukko'), 'utf8'), /exec \/usr\/lib\/lukko\/node\/bin\/node \/usr\/lib\/lukko\/dist\/cli\/main\.js "\$@"/);

@@ -72,7 +72,11 @@ test('log lines reach the journal with priorities, under the lukko identifier', 
   assert.match(accepted.MESSAGE, /^\{.*"user":"alice"/);
 });
 
-test('ListenStream= moves with a drop-in, daemon-reload and restart of the socket', async () => {
+test('ListenStream= moves with a drop-in, daemon-reload and restart of the socket; a live session survives', async () => {
+  // A session that is running while the operator moves the port must not notice.
+  const live = client.ssh('alice', 'echo started; sleep 4; echo survived', { timeoutMs: 30000 });
+  await waitFor('a lukko@ instance', async () => ((await h.exec(['systemctl', 'list-units', '--no-legend', 'lukko@*'])).stdout.includes('lukko@') ? true : undefined));
+  await sleep(300);
   await h.writeFile('/etc/systemd/system/lukko.socket.d/listen.conf', '[Socket]\nListenStream=\nListenStream=127.0.0.1:2222\n');
   await h.systemctl(['daemon-reload']);
   // After the reload alone the socket claims the new address while nothing listens at all.
@@ -86,6 +90,9 @@ test('ListenStream= moves with a drop-in, daemon-reload and restart of the socke
   const old = await client.ssh('alice', 'true', { allowFail: true });
   assert.equal(old.code, 255);
   assert.match(old.stderr, /Connection refused/);
+  const survived = await live;
+  assert.equal(survived.code, 0, survived.stderr);
+  assert.equal(survived.stdout, 'started\nsurvived\n');
   await h.exec(['rm', '-r', '/etc/systemd/system/lukko.socket.d']);
   await h.systemctl(['daemon-reload']);
   await h.systemctl(['restart', 'lukko.socket']);

@@ -94,3 +94,10 @@ test('absent fields emit nothing', () => {
   assert.deepEqual(execArgs({ ...desc, umask: undefined, rlimits: undefined, noNewPrivs: undefined }, { asRoot: true }), plain);
   for (const opt of ['--umask', '--rlimit', '--no-new-privs']) assert.equal(plain.includes(opt), false);
 });
+
+test('a passwd line for accounts NSS does not know, only as root (it needs a mount namespace)', () => {
+  const d = { ...desc, passwdEntry: 'carol:x:2001:2001::/home/carol:/bin/sh' };
+  const root = execArgs(d, { asRoot: true });
+  assert.equal(root[root.indexOf('--passwd-line') + 1], 'carol:x:2001:2001::/home/carol:/bin/sh');
+  assert.equal(execArgs(d, { asRoot: false }).includes('--passwd-line'), false);
+});

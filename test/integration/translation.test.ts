@@ -1,0 +1,239 @@
+// lukko with `lukko translation-server` as a separate process over a real AF_UNIX socket,
+// driven by the OpenSSH client: accounts that exist only in the translation server's user
+// file, passwords, SFTP-only accounts, what the child process gets, password-less logins,
+// an abstract socket, and isolation lukko cannot enforce yet.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { hashPassword } from '../../src/translation-server/password-hash.ts';
+import type { Server, World } from '../helpers/fixture.ts';
+import { cleanup, copyArgs, MAIN, makeWorld, NODE, publicKey, ROOT, run, settled, ssh, startServer } from '../helpers/fixture.ts';
+import { sshPassword } from '../helpers/translation.ts';
+
+const PASSWORD = 'correct horse battery staple';
+let world: World;
+let server: Server;
+let translation: { proc: ChildProcess; out: () => string } | undefined;
+let ids: { uid: number; gid: number; extra: number; g1: number };
+const homes: Record<string, string> = {};
+
+function home(name: string, uid: number, gid: number): string {
+  const dir = join(world.dir, 'ts-home', name);
+  mkdirSync(dir, { recursive: true });
+  chownSync(dir, uid, gid);
+  homes[name] = dir;
+  return dir;
+}
+
+async function usersIni(): Promise<string> {
+  const key = publicKey(world.keys.ed25519!);
+  const hash = await hashPassword(PASSWORD);
+  const { uid, gid, g1, extra } = ids;
+  return `
+[carol]
+uid = ${uid}
+gid = ${gid}
+groups = ${g1},${extra}
+home = ${home('carol', uid, gid)}
+shell = /bin/bash
+password = ${hash}
+authorized_keys[] = ${key}
+no_home_authorized_keys = true
+setenv[] = LUKKO_FROM=translation
+setenv[] = "LANG=C.UTF-8"
+umask = 027
+rlimits = n321
+
+[sftp.only]
+uid = ${uid}
+gid = ${gid}
+home = ${home('sftp.only', uid, gid)}
+authorized_keys[] = ${key}
+sftp_only = true
+
+[open]
+uid = ${uid}
+gid = ${gid}
+home = ${home('open', uid, gid)}
+shell = /bin/bash
+no_password = true
+
+[caged]
+uid = ${uid}
+gid = ${gid}
+home = ${home('caged', uid, gid)}
+authorized_keys[] = ${key}
+user_namespace = true
+pid_namespace = true
+`;
+}
+
+function startTranslationServer(users: string, listen: string): Promise<{ proc: ChildProcess; out: () => string }> {
+  const proc = spawn(NODE, [MAIN, 'translation-server', '--users', users, '--listen', listen, '--log-level', 'debug'], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/lukko-compile') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + 15000;
+    const poll = setInterval(() => {
+      const ready = listen.startsWith('@') ? /listening|ready/i.test(out) : existsSync(listen);
+      if (ready) {
+        clearInterval(poll);
+        resolve({ proc, out: () => out });
+      } else if (proc.exitCode !== null || Date.now() > deadline) {
+        clearInterval(poll);
+        reject(new Error(`translation server did not start: ${out}`));
+      }
+    }, 25);
+  });
+}
+
+function setConfig(extra: string, address: string): void {
+  writeFileSync(world.configPath, `translation_server "${address}"\nlistener {\n  bind "127.0.0.1:22"\n${extra}}\n`);
+}
+
+before(async () => {
+  world = makeWorld();
+  const alice = world.users.alice!;
+  // An account that is in no /etc/passwd: uid, gid and groups only the translation server knows.
+  ids = { uid: alice.uid + 8, gid: alice.uid + 8, g1: alice.groups[0]!, extra: alice.uid + 9 };
+  const users = join(world.dir, 'users.ini');
+  writeFileSync(users, await usersIni(), { mode: 0o600 });
+  const socket = join(world.dir, 'translation.socket');
+  translation = await startTranslationServer(users, socket);
+  setConfig('', socket);
+  server = await startServer(world);
+});
+
+after(async () => {
+  await server?.stop();
+  translation?.proc.kill('SIGTERM');
+  if (world) cleanup(world);
+});
+
+describe('accounts from the translation server', () => {
+  test('public-key login for a user that exists only in the translation server\'s file', async () => {
+    const hostPasswd = readFileSync('/etc/passwd', 'utf8');
+    assert.equal(hostPasswd.includes('carol:'), false);
+    // The session sees itself in a private /etc/passwd (so whoami and sftp-server work); the
+    // host's file is untouched.
+    const r = await ssh(server, world.keys.ed25519, 'carol', ['id -u; id -g; id -G; pwd; echo $HOME; whoami']);
+    assert.equal(r.code, 0, r.stderr);
+    const [uid, gid, groups, pwd, homeVar, who] = r.stdout.trim().split('\n');
+    assert.equal(Number(uid), ids.uid);
+    assert.equal(Number(gid), ids.gid);
+    assert.deepEqual(groups!.split(' ').map(Number).sort(), [ids.gid, ids.g1, ids.extra].sort());
+    assert.equal(pwd, homes.carol);
+    assert.equal(homeVar, homes.carol);
+    assert.equal(who, 'carol');
+    assert.equal(readFileSync('/etc/passwd', 'utf8'), hostPasswd);
+  });
+
+  test('SETENV, UMASK and RLIMITS from the response are what the child sees; lukko\'s own variables stay', async () => {
+    const r = await ssh(server, world.keys.ed25519, 'carol', ['echo $LUKKO_FROM; echo $LANG; umask; ulimit -n; echo $USER; echo ${SSH_CONNECTION%% *}']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['translation', 'C.UTF-8', '0027', '321', 'carol', '127.0.0.1']);
+  });
+
+  test('a file the child writes gets the umask and the translation uid', async () => {
+    const r = await ssh(server, world.keys.ed25519, 'carol', ['touch made && stat -c "%a %u" made']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `640 ${ids.uid}`);
+  });
+
+  test('password login: right and wrong; the method list names password', async () => {
+    const good = await sshPassword(server, world.dir, 'carol', PASSWORD, ['echo in']);
+    assert.equal(good.code, 0, good.stderr);
+    assert.equal(good.stdout, 'in\n');
+    const bad = await sshPassword(server, world.dir, 'carol', 'wrong', ['echo in']);
+    assert.equal(bad.code, 255);
+    assert.match(bad.stderr, /carol@127\.0\.0\.1: Permission denied \(publickey,password\)\./);
+  });
+
+  test('an unknown user: the same method list and the same password-failure timing as a known one', async () => {
+    const py = (user: string, method: string, arg?: string) =>
+      run('/usr/bin/python3', [join(ROOT, 'test/helpers/paramiko_auth.py'), '127.0.0.1', String(server.port), user, method, ...(arg ? [arg] : [])]).then(
+        (r) => JSON.parse(r.stdout) as { ok: boolean; allowed: string[] | null; ms: number; error: string | null },
+      );
+    const known = await py('carol', 'none');
+    const unknown = await py('nobody-here', 'none');
+    assert.deepEqual(known.allowed, ['publickey', 'password']);
+    assert.deepEqual(unknown.allowed, ['publickey', 'password']);
+    for (const user of ['carol', 'nobody-here']) {
+      const r = await py(user, 'password', 'wrong');
+      assert.equal(r.ok, false);
+      assert.ok(r.ms >= 100, `${user}: answered after ${r.ms} ms`);
+    }
+    const events = server.events().filter((e) => e.msg === 'authentication failed' && e.method === 'password');
+    assert.ok(events.some((e) => /status 404/.test(String(e.reason))), 'the log says which: no such user');
+    assert.ok(events.some((e) => /status 403/.test(String(e.reason))), 'the log says which: wrong password');
+  });
+
+  test('NO_PASSWORD: logged in without a key or a password', async () => {
+    const r = await ssh(server, undefined, 'open', ['echo free']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'free\n');
+  });
+
+  test('isolation the spawner cannot enforce refuses the login, naming the packets', async () => {
+    const r = await ssh(server, world.keys.ed25519, 'caged', ['true']);
+    assert.equal(r.code, 255);
+    assert.match(r.stderr, /Configuration server failed/);
+    await settled(server);
+    const refusal = server.events().find((e) => typeof e.msg === 'string' && (e.msg as string).startsWith('login refused'));
+    assert.ok(refusal, server.output());
+    assert.deepEqual(refusal.packets, ['USER_NAMESPACE', 'PID_NAMESPACE']);
+  });
+});
+
+describe('SFTP-only accounts', () => {
+  test('sftp works; exec and shell are refused', async () => {
+    const local = join(world.dir, 'payload');
+    writeFileSync(local, 'sftp payload\n');
+    const r = await run('sftp', ['-b', '-', ...copyArgs(server.port, world.keys.ed25519!), 'sftp.only@127.0.0.1'], { input: `put ${local} up.txt\nls\n` });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(join(homes['sftp.only']!, 'up.txt'), 'utf8'), 'sftp payload\n');
+    const exec = await ssh(server, world.keys.ed25519, 'sftp.only', ['ls']);
+    assert.equal(exec.code, 255);
+    assert.match(exec.stderr, /exec request failed on channel 0/);
+    const shell = await ssh(server, world.keys.ed25519, 'sftp.only', [], { extra: ['-tt'], input: 'exit\n' });
+    assert.notEqual(shell.code, 0);
+    assert.match(shell.stderr, /shell request failed|PTY allocation request failed/);
+  });
+
+  test('with exec_reject_stderr the client is told on stderr', async () => {
+    setConfig('  exec_reject_stderr yes\n', join(world.dir, 'translation.socket'));
+    try {
+      const exec = await ssh(server, world.keys.ed25519, 'sftp.only', ['ls']);
+      assert.equal(exec.code, 255);
+      assert.equal(exec.stderr.replace(/\r/g, ''), 'Shell access denied (SFTP only).\n');
+      const r = await run('sftp', ['-b', '-', ...copyArgs(server.port, world.keys.ed25519!), 'sftp.only@127.0.0.1'], { input: 'ls\n' });
+      assert.equal(r.code, 0, r.stderr);
+    } finally {
+      setConfig('', join(world.dir, 'translation.socket'));
+    }
+  });
+});
+
+describe('an abstract socket', () => {
+  test('translation_server "@name" reaches a server listening on that abstract name', async () => {
+    const name = `@lukko-test-${process.pid}`;
+    const second = await startTranslationServer(join(world.dir, 'users.ini'), name);
+    setConfig('', name);
+    try {
+      const r = await ssh(server, world.keys.ed25519, 'carol', ['id -u']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(Number(r.stdout), ids.uid);
+      assert.match(second.out(), /carol/);
+    } finally {
+      setConfig('', join(world.dir, 'translation.socket'));
+      second.proc.kill('SIGTERM');
+    }
+  });
+});

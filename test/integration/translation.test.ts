@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { hashPassword } from '../../src/translation-server/password-hash.ts';
 import type { Server, World } from '../helpers/fixture.ts';
-import { cleanup, copyArgs, MAIN, makeWorld, NODE, publicKey, ROOT, run, settled, ssh, startServer } from '../helpers/fixture.ts';
+import { cleanup, copyArgs, MAIN, makeWorld, NODE, publicKey, ROOT, run, settled, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
 import { sshPassword } from '../helpers/translation.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -54,6 +54,14 @@ home = ${home('sftp.only', uid, gid)}
 authorized_keys[] = ${key}
 sftp_only = true
 
+[sftp.only:sftp]
+execute = /usr/lib/openssh/sftp-server
+
+[sftp.only:rsync]
+execute = /usr/bin/rsync
+
+[sftp.only:git-upload-pack]
+
 [open]
 uid = ${uid}
 gid = ${gid}
@@ -92,6 +100,11 @@ function startTranslationServer(users: string, listen: string): Promise<{ proc: 
       }
     }, 25);
   });
+}
+
+/** ssh options for programs that run ssh themselves (rsync -e, GIT_SSH_COMMAND), without the destination. */
+function sshArgsFor(port: number): string[] {
+  return sshArgs(port, world.keys.ed25519, 'x').slice(0, -1);
 }
 
 function setConfig(extra: string, address: string): void {
@@ -218,6 +231,45 @@ describe('SFTP-only accounts', () => {
     } finally {
       setConfig('', join(world.dir, 'translation.socket'));
     }
+  });
+});
+
+describe('partitions: the programs an SFTP-only account may still run', () => {
+  test('the sftp partition\'s EXECUTE is what runs for sftp', async () => {
+    const r = await run('sftp', ['-b', '-', ...copyArgs(server.port, world.keys.ed25519!), 'sftp.only@127.0.0.1'], { input: 'pwd\n' });
+    assert.equal(r.code, 0, r.stderr);
+    await settled(server);
+    const start = server.events().filter((e) => e.msg === 'session start' && e.request === 'program');
+    assert.ok(start.some((e) => e.command === 'internal-sftp'), server.output().slice(-2000));
+  });
+
+  test('rsync --server runs from the rsync partition; other commands stay refused', async () => {
+    const src = join(world.dir, 'rsync-src');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'a.txt'), 'rsynced\n');
+    const e = ['ssh', ...sshArgsFor(server.port)].join(' ');
+    const r = await run('rsync', ['-a', '-e', e, `${src}/`, 'sftp.only@127.0.0.1:backup/']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(join(homes['sftp.only']!, 'backup', 'a.txt'), 'utf8'), 'rsynced\n');
+    const other = await ssh(server, world.keys.ed25519, 'sftp.only', ['rsync --version']);
+    assert.equal(other.code, 255);
+  });
+
+  test('git clone through git-upload-pack from the git partition (default program); receive-pack has no partition', async () => {
+    const repo = join(homes['sftp.only']!, 'repo.git');
+    await run('git', ['init', '-q', '--bare', repo]);
+    const work = join(world.dir, 'git-work');
+    await run('git', ['init', '-q', work]);
+    await run('git', ['-C', work, '-c', 'user.email=t@e', '-c', 'user.name=t', 'commit', '-q', '--allow-empty', '-m', 'first']);
+    await run('git', ['-C', work, 'push', '-q', repo, 'HEAD:refs/heads/main']);
+    await run('chown', ['-R', `${ids.uid}:${ids.gid}`, repo]);
+    const env = { ...process.env, GIT_SSH_COMMAND: ['ssh', ...sshArgsFor(server.port)].join(' ') };
+    const clone = await run('git', ['clone', '-q', 'sftp.only@127.0.0.1:repo.git', join(world.dir, 'cloned')], { env });
+    assert.equal(clone.code, 0, clone.stderr);
+    const log = await run('git', ['-C', join(world.dir, 'cloned'), 'log', '--all', '--format=%s']);
+    assert.equal(log.stdout, 'first\n');
+    const push = await run('git', ['-C', join(world.dir, 'cloned'), 'push', '-q', 'origin', 'HEAD:refs/heads/other'], { env });
+    assert.notEqual(push.code, 0);
   });
 });
 

@@ -54,6 +54,9 @@ function isIPv6Wildcard(l: ListenerConfig): boolean {
 const escapeSpecifiers = (s: string): string => s.replace(/%/g, '%%');
 
 /** The ListenStream= value for a bind address. */
+/** systemd's Backlog= default: SOMAXCONN, 4096 since Linux 5.4. */
+export const SYSTEMD_DEFAULT_BACKLOG = 4096;
+
 export function listenStreamValue(l: ListenerConfig): string {
   const b = l.bind;
   if (b.kind === 'unix') return escapeSpecifiers(b.abstract ? `@${b.path}` : b.path);
@@ -173,13 +176,24 @@ export function renderSocketDropIn(config: Config): RenderedDropIn {
         'over all addresses of lukko.socket (lukko: per listener) and closes a connection above the limit without a word ' +
         '(lukko: SSH DISCONNECT "Too many connections"); failed instances keep counting until they are collected',
     );
+    notes.push(
+      'then remove max_connections_per_ip from lukko.conf: lukko itself cannot enforce it yet and refuses every connection ' +
+        '(exit 78) while it is set, rather than run without a limit you configured',
+    );
   }
 
-  // backlog → Backlog=: the largest one; a longer queue holds more pending connections, nothing else.
+  // backlog → Backlog=: the largest one; a longer queue holds more pending connections, nothing
+  // else. systemd's default is SOMAXCONN (4096), far above lukko's defaults (256, 1024), so a
+  // backlog only ever makes the queue longer: rendering 256 would shorten it and let a burst of
+  // connections be dropped that the unit as shipped would have queued.
   const backlogs = [...new Set(listeners.map((l) => l.backlog))];
   const backlog = Math.max(...backlogs);
-  socket.Backlog = String(backlog);
-  if (backlogs.length > 1) notes.push(`backlog: the listeners ask for ${backlogs.join(', ')}; one socket unit has one Backlog=, the largest (${backlog})`);
+  if (backlog > SYSTEMD_DEFAULT_BACKLOG) {
+    socket.Backlog = String(backlog);
+    if (backlogs.length > 1) notes.push(`backlog: the listeners ask for ${backlogs.join(', ')}; one socket unit has one Backlog=, the largest (${backlog})`);
+  } else {
+    notes.push(`backlog ${backlogs.join(', ')}: lukko.socket keeps systemd's default Backlog= (SOMAXCONN, ${SYSTEMD_DEFAULT_BACKLOG}), which is longer`);
+  }
 
   // FreeBind=: not a lukko keyword, but a socket unit bound to one address must be able to
   // start before that address is configured (systemd.socket(5)); otherwise boot fails it.

@@ -399,34 +399,8 @@ function cgroupSet(s: string): string {
 
 // ---------------------------------------------------------------- sections → accounts
 
-interface Draft {
-  uid?: number;
-  gid?: number;
-  groups: number[];
-  home?: string;
-  shell?: string;
-  execute?: string;
-  chdir?: string;
-  umask?: number;
-  rlimits?: string;
-  noNewPrivs: boolean;
-  setenv: string[];
-  childTags: string[];
-  userNamespace: boolean;
-  pidNamespace: boolean;
-  networkNamespace: boolean;
-  ipcNamespace: boolean;
-  utsHostname?: string;
-  mountRootTmpfs: boolean;
-  mountProc: boolean;
-  mountDev: boolean;
-  mountHome?: string;
-  mountTmpTmpfs?: string;
-  bindMounts: BindMount[];
-  chroot?: string;
-  cgroup?: string;
-  cgroupSet: string[];
-}
+/** ProcessSettings while a section is read: uid, gid and home may still be missing. */
+type Draft = Omit<ProcessSettings, 'uid' | 'gid' | 'home'> & Partial<Pick<ProcessSettings, 'uid' | 'gid' | 'home'>>;
 
 function emptyDraft(): Draft {
   return {

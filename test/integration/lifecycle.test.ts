@@ -158,10 +158,10 @@ describe('settings this release cannot honour', () => {
     const good = readFileSync(world.configPath, 'utf8');
     for (const [extra, reason] of [
       ['listener {\n  bind "127.0.0.1:22"\n  tarpit yes\n}\n', /tarpit is not enforced/],
-      ['listener {\n  bind "127.0.0.1:22"\n  proxy_to "127.0.0.1:2200"\n}\n', /proxy_to is not supported/],
+      ['target_host backend {\n  address "127.0.0.1"\n  host_key_file "/dev/null"\n}\nlistener {\n  bind "127.0.0.1:22"\n  proxy_to backend\n}\n', /proxy_to is not supported/],
       ['listener {\n  bind "127.0.0.1:22"\n  max_connections_per_ip 4\n}\n', /max_connections_per_ip is not enforced/],
     ] as const) {
-      writeFileSync(world.configPath, extra.startsWith('listener') ? extra : good + extra);
+      writeFileSync(world.configPath, /^(listener|target_host)/.test(extra) ? extra : good + extra);
       try {
         const exits = await exitsAfter(1, async () => {
           const r = await ssh(server, world.keys.ed25519, 'alice', ['true']);

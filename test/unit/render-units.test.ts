@@ -56,7 +56,7 @@ test('the file reads back as [Socket] with ini (the settings that occur once)', 
   assert.equal(parsed.Socket?.KeepAlive, 'yes');
   assert.equal(parsed.Socket?.ReusePort, 'yes');
   assert.equal(parsed.Socket?.BindIPv6Only, 'both');
-  assert.equal(parsed.Socket?.Backlog, '256');
+  assert.equal(parsed.Socket?.Backlog, undefined, 'systemd\'s default (4096) is longer than lukko\'s 256');
 });
 
 test('% in a socket path is escaped from systemd\'s specifiers', () => {
@@ -71,7 +71,7 @@ test('interface, mode, v6only, reuse_port, keepalive, max_connections_per_ip, ba
   assert.equal(single(tcp, 'ReusePort'), 'yes');
   assert.equal(single(tcp, 'KeepAlive'), 'yes');
   assert.equal(single(tcp, 'MaxConnectionsPerSource'), '8');
-  assert.equal(single(tcp, 'Backlog'), '256');
+  assert.equal(single(tcp, 'Backlog'), undefined);
   assert.equal(single(tcp, 'SocketProtocol'), 'mptcp');
   assert.equal(single(tcp, 'SocketMode'), undefined);
   assert.equal(single(tcp, 'FreeBind'), undefined, 'a wildcard needs no FreeBind=');
@@ -103,7 +103,7 @@ test('a specific address gets FreeBind=yes, said in a note', () => {
 test('the implicit listener ([::]:2200) is rendered, with a note that the port is not 22', () => {
   const { text, notes } = renderSocketDropIn(parse('populate_io_buffers no\n'));
   assert.deepEqual(values(text, 'ListenStream'), ['', '[::]:2200']);
-  assert.equal(single(text, 'Backlog'), '1024');
+  assert.equal(single(text, 'Backlog'), undefined);
   assert.equal(single(text, 'KeepAlive'), 'yes');
   assert.ok(notes.some((n) => /no listener block/.test(n) && /2200/.test(n)));
   assert.ok(notes.some((n) => /ack_timeout 60 .*TCP_USER_TIMEOUT/.test(n)));
@@ -130,13 +130,19 @@ test('max_connections_per_ip renders, with the difference to systemd\'s limit sp
   const { text, notes } = renderSocketDropIn(parse(listener('bind "*:22"', 'max_connections_per_ip 4') + listener('bind "*:2222"', 'max_connections_per_ip 4')));
   assert.equal(single(text, 'MaxConnectionsPerSource'), '4');
   assert.ok(notes.some((n) => /not the same thing/.test(n) && /over all addresses/.test(n)));
+  assert.ok(notes.some((n) => /remove max_connections_per_ip from lukko\.conf/.test(n)), 'and that lukko.conf must lose it');
 });
 
-test('the largest backlog wins when listeners differ (the implicit listener cannot mix, so via the schema)', () => {
+test('a backlog renders only when it makes the queue longer than systemd\'s default; the largest wins', () => {
+  // lukko.conf has no backlog keyword: the listener's built-in value, set here via the schema
+  const short = renderSocketDropIn(parse(listener('bind "*:22"')));
+  assert.equal(single(short.text, 'Backlog'), undefined);
+  assert.ok(short.notes.some((n) => /keeps systemd's default Backlog=/.test(n)));
   const config = parse(listener('bind "*:22"') + listener('bind "*:2222"'));
-  config.listeners[1]!.backlog = 1024;
+  config.listeners[0]!.backlog = 8192;
+  config.listeners[1]!.backlog = 16384;
   const { text, notes } = renderSocketDropIn(config);
-  assert.equal(single(text, 'Backlog'), '1024');
+  assert.equal(single(text, 'Backlog'), '16384');
   assert.ok(notes.some((n) => /backlog/.test(n)));
 });
 

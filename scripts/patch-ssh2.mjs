@@ -29,6 +29,9 @@
 //    session never ends), and a resumed chunk is not cleared, so a later wait of stderr alone
 //    re-sends the old stdout chunk and calls its callback twice. Seen as a hung
 //    `cmd | tee >(sha256sum >&2)` session. Both pending writes are now taken and resumed.
+// 9. Agent forwarding: a server can accept auth-agent-req@openssh.com but has no way to open
+//    the auth-agent@openssh.com channel back to the client (the protocol layer can send it;
+//    the server's channel opener only knows forwarded-tcpip, x11 and streamlocal).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -176,6 +179,34 @@ const patches = [
             else if (chunkcbErr)
               chunkcbErr();
           }`,
+  },
+  {
+    file: 'lib/server.js',
+    from: `    case 'forwarded-streamlocal@openssh.com':
+      self._protocol.openssh_forwardedStreamLocal(
+        localChan, initWindow, maxPacket, opts
+      );
+      break;
+    default:`,
+    to: `    case 'forwarded-streamlocal@openssh.com':
+      self._protocol.openssh_forwardedStreamLocal(
+        localChan, initWindow, maxPacket, opts
+      );
+      break;
+    case 'auth-agent@openssh.com': /* lukko: agent forwarding */
+      self._protocol.openssh_authAgent(localChan, initWindow, maxPacket);
+      break;
+    default:`,
+  },
+  {
+    file: 'lib/server.js',
+    from: `  openssh_forwardOutStreamLocal(socketPath, cb) {`,
+    to: `  openssh_authAgent(cb) { /* lukko: agent forwarding */
+    openChannel(this, 'auth-agent@openssh.com', {}, cb);
+    return this;
+  }
+
+  openssh_forwardOutStreamLocal(socketPath, cb) {`,
   },
 ];
 

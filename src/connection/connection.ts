@@ -8,6 +8,7 @@ import { Authenticator } from '../auth/authenticator.ts';
 import type { AccountDirectory } from '../auth/directory.ts';
 import { nssDirectory } from '../auth/directory.ts';
 import type { ListenerConfig } from '../config/index.ts';
+import { Forwarding } from '../forward/forwarding.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Peer } from '../session/command.ts';
 import { plainIp } from '../session/command.ts';
@@ -24,7 +25,6 @@ export const AUTH_TIMEOUT_MS = 120_000;
 const DISCONNECT_LINGER_MS = 1000; // time for a DISCONNECT to leave before the socket goes
 const KILL_GRACE_MS = 2000;
 const DISCONNECT_CONNECTION_LOST = 10;
-const OPEN_ADMINISTRATIVELY_PROHIBITED = 1;
 
 export interface ConnectionOptions {
   log: Logger;
@@ -44,6 +44,7 @@ export class Connection {
   private readonly log: Logger;
   private readonly peer: Peer;
   private auth: AuthOutcome | undefined;
+  private forwarding: Forwarding | undefined;
   private readonly sessions = new Set<SessionChannel>();
   private readonly timers: NodeJS.Timeout[] = [];
   private ending = false;
@@ -97,6 +98,7 @@ export class Connection {
       onFirstRequest: () => clearTimeout(this.timers[0]),
       onSuccess: (outcome) => {
         this.auth = outcome;
+        this.forwarding = new Forwarding({ log: this.log.child({ user: outcome.account.name }), account: outcome.account, policy: outcome.policy, client });
         const { key } = outcome;
         this.log.info(
           { user: outcome.account.name, method: outcome.method, key: key?.fingerprint, type: key?.type, origin: key?.origin, source: outcome.account.source },
@@ -110,17 +112,15 @@ export class Connection {
       this.status();
     });
     client.on('session', (accept) => this.onSession(accept()));
-    // Forwarding arrives with its own issue; until then every tunnel is refused, as
-    // administratively prohibited (RFC 4254 5.1), whatever the key's options allow.
-    const refuse = (reject: () => void, kind: string, dest: string) => {
-      this.log.info({ dest }, `${kind} refused: port forwarding is not enabled in this release`);
-      (reject as (code: number, text: string) => void)(OPEN_ADMINISTRATIVELY_PROHIBITED, 'port forwarding is not enabled');
-    };
-    client.on('tcpip', (_accept, reject, info) => refuse(reject, 'direct-tcpip', `${info.destIP}:${info.destPort}`));
-    client.on('openssh.streamlocal', (_accept, reject, info) => refuse(reject, 'direct-streamlocal', info.socketPath));
-    client.on('request', (_accept, reject, name) => {
-      this.log.info({ request: name }, 'global request refused');
-      reject?.();
+    // Tunnels are decided by the connection's Policy once authenticated (ssh2 opens no
+    // channel and passes no forwarding request before that).
+    const forwarding = (): Forwarding | undefined => this.forwarding;
+    client.on('tcpip', (accept, reject, info) => forwarding()?.directTcpip(accept, reject as never, info));
+    client.on('openssh.streamlocal', (accept, reject, info) => forwarding()?.directStreamlocal(accept, reject as never, info));
+    client.on('request', (accept, reject, name, info) => {
+      const f = forwarding();
+      if (!f) return reject?.();
+      f.request(accept as ((port?: number) => void) | undefined, reject, name, info);
     });
     client.on('rekey', () => this.log.debug('rekeyed'));
     client.on('error', (err: Error & { level?: string }) => {
@@ -156,6 +156,7 @@ export class Connection {
       peer: this.peer,
       verboseErrors: this.opts.listener.verboseErrors,
       execRejectStderr: this.opts.listener.execRejectStderr,
+      agentSocket: () => this.forwarding?.agentSocket(),
       started: () => this.status(),
       ended: (done) => {
         this.sessions.delete(done);
@@ -222,6 +223,7 @@ export class Connection {
         }, KILL_GRACE_MS);
       });
     }
+    this.forwarding?.end();
     this.log.info({ reason: why, user: this.auth?.account.name, seconds: (Date.now() - this.startedAt) / 1000 }, 'connection closed');
     this.opts.exit(0);
   }

@@ -36,7 +36,7 @@ export function plainIp(ip: string): string {
 
 // Set by lukko from what it knows for certain; a translation server's SETENV cannot replace
 // them (in the original they come first, and the first of two duplicates is what getenv sees).
-const SERVER_VARIABLES = new Set(['USER', 'LOGNAME', 'SHELL', 'SSH_CLIENT', 'SSH_CONNECTION', 'SSH_ORIGINAL_COMMAND', 'SSH_TTY', 'TERM']);
+const SERVER_VARIABLES = new Set(['USER', 'LOGNAME', 'SHELL', 'SSH_CLIENT', 'SSH_CONNECTION', 'SSH_ORIGINAL_COMMAND', 'SSH_TTY', 'SSH_AUTH_SOCK', 'TERM']);
 
 export function buildEnvironment(opts: {
   account: Account;
@@ -44,6 +44,7 @@ export function buildEnvironment(opts: {
   clientEnv: [string, string][];
   pty?: PtySpec;
   originalCommand?: string;
+  agentSocket?: string;
 }): [string, string][] {
   const { account, peer } = opts;
   const env = new Map<string, string>();
@@ -66,6 +67,7 @@ export function buildEnvironment(opts: {
   env.set('SSH_CLIENT', `${rip} ${peer.remotePort} ${peer.localPort}`);
   env.set('SSH_CONNECTION', `${rip} ${peer.remotePort} ${plainIp(peer.localIp)} ${peer.localPort}`);
   if (opts.originalCommand !== undefined) env.set('SSH_ORIGINAL_COMMAND', opts.originalCommand);
+  if (opts.agentSocket !== undefined) env.set('SSH_AUTH_SOCK', opts.agentSocket);
   // SSH_TTY is set by lukko-exec, which is the first to know the pty's name.
   return [...env];
 }
@@ -89,6 +91,7 @@ export function describeSession(opts: {
   peer: Peer;
   clientEnv: [string, string][];
   pty?: PtySpec;
+  agentSocket?: string;
 }): SpawnDescription {
   const { account, policy, request } = opts;
   const spawn = account.spawn;
@@ -102,7 +105,7 @@ export function describeSession(opts: {
   } else if (request.kind !== 'shell') {
     command = request.command;
   }
-  const env = buildEnvironment({ account, peer: opts.peer, clientEnv: opts.clientEnv, pty: opts.pty, originalCommand });
+  const env = buildEnvironment({ account, peer: opts.peer, clientEnv: opts.clientEnv, pty: opts.pty, originalCommand, ...(opts.agentSocket ? { agentSocket: opts.agentSocket } : {}) });
   const base: Omit<SpawnDescription, 'file' | 'argv0' | 'args'> = {
     env,
     cwd: spawn?.chdir ?? account.home,

@@ -37,6 +37,8 @@ export interface SessionHost {
   peer: Peer;
   verboseErrors: boolean;
   execRejectStderr: boolean;
+  /** ssh -A: the connection's agent socket, made on first use; undefined when refused. */
+  agentSocket(): string | undefined;
   started(s: SessionChannel): void;
   ended(s: SessionChannel): void;
 }
@@ -65,6 +67,7 @@ export class SessionChannel {
   private static next = 0;
   private pty: PtySpec | undefined;
   private readonly env: [string, string][] = [];
+  private agentPath: string | undefined;
   private envUsed = 0;
   private proc: UserProcess | undefined;
   private channel: ServerChannel | undefined;
@@ -88,7 +91,13 @@ export class SessionChannel {
     session.on('exec', (accept, reject, info) => this.onExec(accept as AcceptChannel, reject, { kind: 'exec', command: info.command }));
     session.on('subsystem', (accept, reject, info) => this.onSubsystem(accept as AcceptChannel, reject, info.name));
     session.on('x11', (_accept, reject) => reject?.());
-    session.on('auth-agent', (_accept, reject) => reject?.());
+    session.on('auth-agent', (accept, reject) => {
+      if (this.request || !this.host.policy.exec) return reject?.();
+      const path = this.host.agentSocket();
+      if (!path) return reject?.();
+      this.agentPath = path;
+      accept?.();
+    });
     session.on('close', () => this.onClose());
   }
 
@@ -190,7 +199,7 @@ export class SessionChannel {
       log.warn({ origin: policy.origins }, 'session refused: home-read-only cannot be enforced by this release');
       return reject?.();
     }
-    const desc = describeSession({ account, policy, request, peer, clientEnv: this.env, pty: this.pty });
+    const desc = describeSession({ account, policy, request, peer, clientEnv: this.env, pty: this.pty, ...(this.agentPath ? { agentSocket: this.agentPath } : {}) });
     // Accept at once: ssh2 drops channel data and EOF that arrive before the channel object
     // exists, and the client may send both right after the request.
     const channel = accept();

@@ -24,6 +24,8 @@ test('every ssh2 patch is in place after install', () => {
   const server = readFileSync(root + 'lib/server.js', 'utf8');
   assert.match(server, /sha1Pos = -1;/);
   assert.match(server, /const reject = \(code, desc\) =>/);
+  assert.match(server, /openssh_authAgent\(cb\) \{ \/\* lukko: agent forwarding/);
+  assert.match(server, /case 'auth-agent@openssh\.com': \/\* lukko: agent forwarding/);
   const misc = readFileSync(root + 'lib/protocol/handlers.misc.js', 'utf8');
   assert.match(misc, /bufferParser\.init\(modesBinary, 0\)/);
   assert.match(misc, /\[value\]: key/);

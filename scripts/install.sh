@@ -9,7 +9,8 @@
 #   PREFIX/bin/lukko                   the command (keygen, check-config, units ...)
 #   UNITDIR/lukko.socket, lukko@.service ...   every units/lukko* file, including
 #                                      lukko-translation.socket and .service (the optional
-#                                      translation server, docs/translation-server.md)
+#                                      translation server, docs/translation-server.md) and
+#                                      lukko-companion.service (metrics, docs/companion.md)
 #
 #   scripts/install.sh [--prefix /usr] [--destdir DIR] [--unitdir DIR] [--runtime DIR]
 #

@@ -113,6 +113,19 @@ export async function run(argv: string[]): Promise<void> {
       },
     )
     .command(
+      'companion',
+      'collect the connections\' reports into metrics and serve them (lukko-companion.service; docs/companion.md)',
+      (y) =>
+        y
+          .option('state', { type: 'string', default: '/var/lib/lukko/companion-state.json', describe: 'file the counters are kept in across restarts' })
+          .option('report-socket', { type: 'string', default: '/run/lukko/companion.socket', describe: 'socket the lukko instances report to (@name: abstract); not used when systemd passes one named "report"' })
+          .option('log-level', { type: 'string', default: 'info' }),
+      async (a) => {
+        const { runCompanion } = await import('../companion/main.ts');
+        await runCompanion({ config: a.config, state: a.state, reportSocket: a['report-socket'], logLevel: a['log-level'] });
+      },
+    )
+    .command(
       'translation-server',
       'answer lukko\'s LOGIN requests from a user file (translation protocol; docs/translation-server.md)',
       (y) =>

@@ -10,7 +10,7 @@ import { formatAddress } from '../config/index.ts';
 import type { PrometheusExporterConfig } from '../config/index.ts';
 import type { Logger } from '../log/logger.ts';
 import { PROMETHEUS_CONTENT_TYPE } from './metrics.ts';
-import { prepareUnixPath } from './unix-path.ts';
+import { prepareUnixPath } from '../net/unix-socket.ts';
 
 export class ExporterError extends Error {}
 

@@ -4,6 +4,7 @@
 // is bounded by CONNECT_TIMEOUT_MS); a companion that stops reading costs at most
 // MAX_PENDING_BYTES of memory, then events are dropped. Nothing here keeps the process alive.
 import net from 'node:net';
+import { localSocketPath } from '../net/unix-socket.ts';
 import type { Logger } from '../log/logger.ts';
 import { LineSplitter, encodeLine, parseReportCommand } from './report-protocol.ts';
 import type { ReportCommand, ReportEvent } from './report-protocol.ts';
@@ -34,11 +35,6 @@ export interface ReporterOptions {
   connectTimeoutMs?: number;
   /** Reconnect after the companion went away (default true), with backoff from 1 s to 30 s. */
   reconnect?: boolean;
-}
-
-/** `@name` is an abstract socket, as in lukko.conf. */
-export function socketPathForNode(path: string): string {
-  return path.startsWith('@') ? `\0${path.slice(1)}` : path;
 }
 
 type Phase = 'connecting' | 'connected' | 'down' | 'closed';
@@ -80,7 +76,7 @@ class ReportClient implements Reporter {
     this.phase = 'connecting';
     let socket: net.Socket;
     try {
-      socket = net.createConnection({ path: socketPathForNode(this.path) });
+      socket = net.createConnection({ path: localSocketPath(this.path) });
     } catch (e) {
       this.down(e as Error);
       return;

@@ -8,7 +8,7 @@ import type { InstanceState } from './aggregate.ts';
 import type { MetricsRegistry } from './metrics.ts';
 import { LineSplitter, encodeLine, parseReportEvent } from './report-protocol.ts';
 import type { ReportCommand } from './report-protocol.ts';
-import { prepareUnixPath } from './unix-path.ts';
+import { prepareUnixPath } from '../net/unix-socket.ts';
 
 /** Instances connected at once; more are refused (each is one SSH connection). */
 export const MAX_INSTANCES = 65536;

@@ -1,7 +1,7 @@
 // WATCHDOG=1 for a service with WatchdogSec=: systemd sets WATCHDOG_USEC (and WATCHDOG_PID)
 // and expects a ping at least that often; we ping at half the interval. The pings come from
 // the event loop, so a loop stuck for longer than WatchdogSec= gets the service restarted.
-import { createRequire } from 'node:module';
+import { notifyWatchdog } from '../systemd/notify.ts';
 
 /** Pure: the ping interval in ms that the environment asks for, or undefined. */
 export function watchdogIntervalMs(env: Record<string, string | undefined>, pid: number): number | undefined {
@@ -14,14 +14,7 @@ export function watchdogIntervalMs(env: Record<string, string | undefined>, pid:
 /** Starts the pings if systemd asked for them; returns the interval, or undefined. */
 export function startWatchdog(env: NodeJS.ProcessEnv = process.env): number | undefined {
   const ms = watchdogIntervalMs(env, process.pid);
-  if (ms === undefined || !env.NOTIFY_SOCKET) return undefined;
-  let addon: { watchdog(): void };
-  try {
-    addon = createRequire(import.meta.url)('sd-notify') as { watchdog(): void };
-  } catch {
-    return undefined;
-  }
-  addon.watchdog();
-  setInterval(() => addon.watchdog(), ms).unref();
+  if (ms === undefined || !env.NOTIFY_SOCKET || !notifyWatchdog()) return undefined;
+  setInterval(notifyWatchdog, ms).unref();
   return ms;
 }

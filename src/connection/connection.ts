@@ -114,13 +114,11 @@ export class Connection {
     client.on('session', (accept) => this.onSession(accept()));
     // Tunnels are decided by the connection's Policy once authenticated (ssh2 opens no
     // channel and passes no forwarding request before that).
-    const forwarding = (): Forwarding | undefined => this.forwarding;
-    client.on('tcpip', (accept, reject, info) => forwarding()?.directTcpip(accept, reject as never, info));
-    client.on('openssh.streamlocal', (accept, reject, info) => forwarding()?.directStreamlocal(accept, reject as never, info));
+    client.on('tcpip', (accept, reject, info) => this.forwarding?.directTcpip(accept, reject as never, info));
+    client.on('openssh.streamlocal', (accept, reject, info) => this.forwarding?.directStreamlocal(accept, reject as never, info));
     client.on('request', (accept, reject, name, info) => {
-      const f = forwarding();
-      if (!f) return reject?.();
-      f.request(accept as ((port?: number) => void) | undefined, reject, name, info);
+      if (!this.forwarding) return reject?.();
+      this.forwarding.request(accept as ((port?: number) => void) | undefined, reject, name, info);
     });
     client.on('rekey', () => this.log.debug('rekeyed'));
     client.on('error', (err: Error & { level?: string }) => {

@@ -6,6 +6,7 @@ interface SdNotify {
   ready(): void;
   sendStatus(text: string): void;
   sendState?(text: string): void;
+  watchdog(): void;
 }
 
 let addon: SdNotify | null | undefined;
@@ -29,4 +30,11 @@ export function notifyReady(): void {
 // STATUS= is one line in `systemctl status`; keep it single-line and short.
 export function notifyStatus(text: string): void {
   load()?.sendStatus(text.replace(/[\r\n]+/g, ' ').slice(0, 200));
+}
+
+/** WATCHDOG=1; false when there is nobody to tell (no NOTIFY_SOCKET, no addon). */
+export function notifyWatchdog(): boolean {
+  const a = load();
+  a?.watchdog();
+  return a !== null;
 }

@@ -3,10 +3,11 @@
 // each. A connection that sends something else is closed with a log line; nothing a client
 // does ends the server.
 
-import { lstat, mkdir, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../log/logger.ts';
+import { UnixPathError, localSocketPath, prepareUnixPath } from '../net/unix-socket.ts';
 import { verifyPassword } from './password-hash.ts';
 import { MAX_REQUEST_BYTES, RequestError, frameRequest, parseLoginRequest } from './request.ts';
 import type { ParsedLoginRequest } from './request.ts';
@@ -38,11 +39,6 @@ export interface TranslationServerOptions {
   readonly users: UsersFile;
   readonly requestTimeoutMs?: number;
   readonly maxRequestBytes?: number;
-}
-
-/** `@name` → the abstract socket name Node wants; anything else is a path. */
-export function socketPath(listen: string): string {
-  return listen.startsWith('@') ? `\0${listen.slice(1)}` : listen;
 }
 
 export class ListenError extends Error {
@@ -127,7 +123,7 @@ export class TranslationServer {
    */
   async listen(listen: string): Promise<void> {
     if (listen === '' || listen === '@') throw new ListenError('empty --listen');
-    const path = socketPath(listen);
+    const path = localSocketPath(listen);
     if (Buffer.byteLength(path) > 107) throw new ListenError(`socket name ${listen} is longer than 107 bytes`);
     const abstract = path.startsWith('\0');
     if (!abstract) {
@@ -155,24 +151,12 @@ export class TranslationServer {
   }
 
   async #removeStale(path: string): Promise<void> {
-    let st;
     try {
-      st = await lstat(path);
+      await prepareUnixPath(path);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
+      if (!(e instanceof UnixPathError)) throw e;
+      throw new ListenError(e.reason === 'in-use' ? `another process listens on ${path}` : e.message);
     }
-    if (!st.isSocket()) throw new ListenError(`${path} exists and is not a socket`);
-    const alive = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ path });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (alive) throw new ListenError(`another process listens on ${path}`);
-    await unlink(path);
   }
 
   /** Stops listening, closes every connection and removes the socket files it made. */

@@ -4,6 +4,7 @@
 // has arrived. Every failure, whatever its cause, is a TranslationError: the caller ends the
 // login with "Configuration server failed" and logs the error's message.
 import net from 'node:net';
+import { localSocketPath } from '../net/unix-socket.ts';
 import { DEFAULT_MAX_RESPONSE_BYTES, ResponseDecoder } from './codec.ts';
 import { TranslationError } from './errors.ts';
 import type { TranslationResponse } from './response.ts';
@@ -17,18 +18,13 @@ export interface TranslateOptions {
   maxBytes?: number;
 }
 
-/** `@name` is an abstract socket (leading NUL); anything else a path. */
-export function socketPath(address: string): string {
-  return address.startsWith('@') ? `\0${address.slice(1)}` : address;
-}
-
 /** Sends one request and resolves to the parsed response; rejects with a TranslationError. */
 export function translate(address: string, request: Buffer, options: TranslateOptions = {}): Promise<TranslationResponse> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TRANSLATION_TIMEOUT_MS;
   const decoder = new ResponseDecoder({ maxBytes: options.maxBytes ?? DEFAULT_MAX_RESPONSE_BYTES });
   return new Promise((resolve, reject) => {
     let settled = false;
-    const socket = net.connect({ path: socketPath(address) });
+    const socket = net.connect({ path: localSocketPath(address) });
     const finish = (result: TranslationResponse | TranslationError): void => {
       if (settled) return;
       settled = true;

@@ -7,6 +7,7 @@
 // byte is built, so a caller never sends half a request.
 
 import { TranslationCommand as C } from './commands.ts';
+import { validUserName } from '../auth/account.ts';
 import { encodePacket, encodeStringPacket } from './codec.ts';
 
 /** The original refuses a user name or password longer than this when building the request. */
@@ -46,12 +47,8 @@ export class LoginRequestError extends Error {
   }
 }
 
-const USER_NAME = /^[A-Za-z0-9._@-]{1,255}$/;
-
-/** The original's user-name check: 1 to 255 bytes of `[A-Za-z0-9._@-]`, nothing else. */
-export function isValidUserName(user: string): boolean {
-  return USER_NAME.test(user);
-}
+/** The original's user-name check, the same one authentication applies (auth/account.ts). */
+export { validUserName as isValidUserName } from '../auth/account.ts';
 
 /**
  * The request bytes, to be written in one piece. Throws LoginRequestError when an input is
@@ -62,7 +59,7 @@ export function isValidUserName(user: string): boolean {
  */
 export function buildLoginRequest(request: LoginRequest): Buffer {
   const { service, listenerTag, user, password, peek } = request;
-  if (!isValidUserName(user)) {
+  if (!validUserName(user)) {
     throw new LoginRequestError('invalid-user', 'invalid user name');
   }
   if (service.length === 0 || service.includes('\0')) {

@@ -4,6 +4,7 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { localSocketPath } from '../../src/net/unix-socket.ts';
 import { decodePacket } from '../../src/translation/codec.ts';
 import { TranslationCommand } from '../../src/translation/commands.ts';
 import type { Result, Server } from './fixture.ts';
@@ -81,7 +82,7 @@ export function scriptedServer(address: string): Promise<ScriptedServer> {
   };
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(address.startsWith('@') ? `\0${address.slice(1)}` : address, () => resolve(scripted));
+    server.listen(localSocketPath(address), () => resolve(scripted));
   });
 }
 

@@ -6,6 +6,7 @@ import type { AuthContext, AuthenticationType } from 'ssh2';
 import type { Logger } from '../log/logger.ts';
 import { USER_KEY_TYPES } from '../ssh/algorithms.ts';
 import { parseKey } from '../ssh/ssh2-lean.ts';
+import { TARPIT_COST as TARPIT } from '../companion/tarpit-costs.ts';
 import { TranslationError } from '../translation/errors.ts';
 import type { Account } from './account.ts';
 import { validUserName } from './account.ts';
@@ -29,6 +30,19 @@ export const CONFIGURATION_SERVER_FAILED = 'Configuration server failed';
 
 export type AuthMethod = 'publickey' | 'password' | 'none' | 'keyboard-interactive';
 
+/** How an attempt counts in the original's metrics (lukko_userauth_*{method}). */
+export type AttemptMethod = 'none' | 'password' | 'publickey' | 'unsupported' | 'unknown';
+
+/** What one USERAUTH_REQUEST was, for metrics and the tarpit (spec §4.3, §5.3). */
+export interface Attempt {
+  method: AttemptMethod;
+  ok: boolean;
+  /** An unsigned key query answered with PK_OK: received, neither accepted nor failed. */
+  query?: boolean;
+  /** Tarpit cost (spec §5.3). */
+  cost: number;
+}
+
 export interface AuthOutcome {
   login: Login;
   account: Account;
@@ -45,6 +59,8 @@ export interface AuthDeps {
   disconnect(reason: number, text: string): void;
   onFirstRequest(): void;
   onSuccess(outcome: AuthOutcome): void;
+  /** Each request's outcome (metrics, tarpit); extra costs come as `{cost}` only. */
+  onAttempt?(a: Attempt | { cost: number; translationError?: true }): void;
   now?: () => number;
 }
 
@@ -88,6 +104,7 @@ export class Authenticator {
       if (err instanceof TranslationError) {
         // The original's answer to every translation failure; the log says what was wrong.
         this.done = true;
+        this.deps.onAttempt?.({ cost: TARPIT.translationFailure, translationError: true });
         this.deps.log.warn({ user: ctx.username, rule: err.rule, packet: err.packet, err: err.message }, 'translation server failed');
         this.deps.disconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, CONFIGURATION_SERVER_FAILED);
         return;
@@ -120,9 +137,14 @@ export class Authenticator {
     ctx.accept();
   }
 
+  private attempt(method: AttemptMethod, ok: boolean, cost: number, query = false): void {
+    this.deps.onAttempt?.(query ? { method, ok, cost, query } : { method, ok, cost });
+  }
+
   private async decide(ctx: AuthContext, started: number): Promise<void> {
     const user = ctx.username;
     if (!validUserName(user)) {
+      this.attempt('unknown', false, TARPIT.invalidUserName);
       this.deps.log.info({ user: user.slice(0, 64) }, 'illegal user name');
       this.deps.disconnect(DISCONNECT_ILLEGAL_USER_NAME, 'Illegal user name');
       return;
@@ -137,12 +159,22 @@ export class Authenticator {
         // A translation server's NO_PASSWORD lets these in; otherwise `none` is every
         // OpenSSH client's first question, answered at once and (like OpenSSH) the first
         // one not counted.
+        const cost = ctx.method === 'none' ? TARPIT.none : TARPIT.unsupportedMethod;
         const login = this.deps.directory.checkPassword ? await this.login(user) : undefined;
-        if (login?.passwordless) return this.succeed(ctx, { login, account: login.account, policy: login.policy, method: ctx.method });
-        if (ctx.method === 'none') return this.fail(ctx, started, false, 'none', this.requests > 1, true);
+        if (login?.passwordless) {
+          // The original counts a NO_PASSWORD login as a password success.
+          this.attempt('password', true, cost);
+          return this.succeed(ctx, { login, account: login.account, policy: login.policy, method: ctx.method });
+        }
+        if (ctx.method === 'none') {
+          this.attempt('none', false, cost);
+          return this.fail(ctx, started, false, 'none', this.requests > 1, true);
+        }
+        this.attempt('unsupported', false, cost);
         return this.fail(ctx, started, false, 'method keyboard-interactive not offered');
       }
       default:
+        this.attempt('unsupported', false, TARPIT.unsupportedMethod);
         return this.fail(ctx, started, false, `method ${ctx.method} not offered`);
     }
   }
@@ -150,12 +182,27 @@ export class Authenticator {
   private async password(ctx: AuthContext, user: string, started: number): Promise<void> {
     const directory = this.deps.directory;
     const password = (ctx as AuthContext & { password?: unknown }).password;
-    if (!directory.checkPassword) return this.fail(ctx, started, false, 'method password not offered');
+    if (!directory.checkPassword) {
+      this.attempt('unsupported', false, TARPIT.unsupportedMethod);
+      return this.fail(ctx, started, false, 'method password not offered');
+    }
     // A change request or an empty password never reaches the server, as in the original.
-    if (typeof password !== 'string') return this.fail(ctx, started, false, 'password change not supported');
-    if (password.length === 0) return this.fail(ctx, started, false, 'empty password');
+    // Change requests are received but (as there) counted as neither success nor failure.
+    if (typeof password !== 'string') {
+      this.attempt('none', false, 0);
+      return this.fail(ctx, started, false, 'password change not supported');
+    }
+    if (password.length === 0) {
+      this.attempt('password', false, TARPIT.emptyPassword);
+      return this.fail(ctx, started, false, 'empty password');
+    }
+    this.deps.onAttempt?.({ cost: TARPIT.password }); // charged before the server is asked
     const result: Lookup = await directory.checkPassword(user, password);
-    if (!result.found) return this.fail(ctx, started, true, `password refused (${result.reason})`);
+    if (!result.found) {
+      this.attempt('password', false, TARPIT.rejectedByTranslation);
+      return this.fail(ctx, started, true, `password refused (${result.reason})`);
+    }
+    this.attempt('password', true, 0);
     const { login } = result;
     this.succeed(ctx, { login, account: login.account, policy: login.policy, method: 'password' });
   }
@@ -166,10 +213,18 @@ export class Authenticator {
     // SHA-1 RSA signatures are refused: the request must name rsa-sha2-256/512.
     const sha1 = algo === 'ssh-rsa' && ctx.hashAlgo === undefined;
     if (!USER_KEY_TYPES.has(algo) || sha1) {
+      this.attempt('publickey', false, TARPIT.publickey);
       return this.fail(ctx, started, signed, `key type ${sha1 ? 'ssh-rsa (SHA-1)' : algo} not accepted`);
     }
     const login = await this.login(user);
     const match = login ? this.findKey(login, ctx.key.data) : undefined;
+    if (!login) {
+      // A translation server that refuses the user costs what the original charges for it.
+      const cost = TARPIT.publickey + (this.deps.directory.checkPassword ? TARPIT.rejectedByTranslation : 0);
+      this.attempt('unknown', false, cost);
+    } else if (!match || !signed) {
+      this.attempt('publickey', false, TARPIT.publickey, !!match);
+    }
     if (!signed) {
       if (match) {
         this.deps.log.debug({ user, key: fingerprint(ctx.key.data), origin: match.origin }, 'key acceptable');
@@ -186,9 +241,16 @@ export class Authenticator {
     } catch {
       valid = false;
     }
-    if (!valid) return this.fail(ctx, started, true, 'bad signature');
+    if (!valid) {
+      this.attempt('publickey', false, TARPIT.publickey);
+      return this.fail(ctx, started, true, 'bad signature');
+    }
     const policy = mergePolicies(login.policy, policyFromKeyOptions(match.entry.options, match.origin));
-    if ('conflict' in policy) return this.fail(ctx, started, true, policy.conflict);
+    if ('conflict' in policy) {
+      this.attempt('publickey', false, TARPIT.publickey);
+      return this.fail(ctx, started, true, policy.conflict);
+    }
+    this.attempt('publickey', true, TARPIT.publickey);
     this.succeed(ctx, {
       login,
       account: login.account,

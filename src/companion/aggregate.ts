@@ -47,7 +47,9 @@ export function applyEvent(m: MetricsRegistry, s: InstanceState, e: ReportEvent)
       return;
     case 'auth':
       m.inc('lukko_userauth_received');
-      if (e.method === 'none') return; // the original counts neither success nor failure
+      // The original counts neither success nor failure for `none`, nor for a key query
+      // answered with PK_OK (the signed request that follows is the attempt).
+      if (e.method === 'none' || e.query) return;
       if (e.ok) m.inc('lukko_userauth_accepted', { method: e.method });
       else m.inc('lukko_userauth_failed', { method: e.method });
       return;
@@ -78,6 +80,8 @@ export function applyEvent(m: MetricsRegistry, s: InstanceState, e: ReportEvent)
       m.inc('event_loop_busy_duration', P, e.busy);
       m.inc('event_loop_iterations', P, e.iterations ?? 0);
       return;
+    case 'charge':
+      return; // the companion's defences act on it (server.ts)
     case 'closed':
       if (e.reason !== undefined) m.inc('lukko_connections_closed', { reason: e.reason });
       s.active = false;

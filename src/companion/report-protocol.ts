@@ -21,7 +21,7 @@ export type ReportEvent =
   /** Optional first line: who is reporting. */
   | { t: 'hello'; pid?: number }
   /** An SSH connection was accepted (lukko_connections_accepted; active until `closed`). */
-  | { t: 'accepted'; ip?: string; listener?: string }
+  | { t: 'accepted'; ip?: string; listener?: string; tarpit?: boolean; max?: number }
   /** After a reconnect to a restarted companion: the connection is still up (nothing counted). */
   | { t: 'resume'; ip?: string; listener?: string; children?: number }
   /** Refused: per-IP limit, TOO_MANY_CONNECTIONS or HOST_NOT_ALLOWED_TO_CONNECT. */
@@ -29,7 +29,9 @@ export type ReportEvent =
   /** A tarpit delay was applied. */
   | { t: 'tarpit' }
   /** One USERAUTH_REQUEST and its outcome. `none` and queries count as received only. */
-  | { t: 'auth'; method: AuthMethod; ok: boolean }
+  | { t: 'auth'; method: AuthMethod; ok: boolean; query?: boolean }
+  /** Tarpit cost of what the client just did (spec §5.3); the companion answers `tarpit`. */
+  | { t: 'charge'; cost: number }
   /** Counted errors; `translation`: the translation server failed or answered nonsense. */
   | { t: 'error'; kind: 'translation' }
   /** Traffic since the previous bytes event (deltas): SSH payload bytes and packets. */
@@ -47,7 +49,13 @@ export type ReportEvent =
 
 export type ReportCommand =
   | { c: 'verbose'; level: number }
-  | { c: 'terminate-children'; tag: string };
+  | { c: 'terminate-children'; tag: string }
+  /** The answer to an `accepted` that asked for defences: go on after `delay` ms. */
+  | { c: 'admit'; delay: number }
+  /** The answer to an `accepted` past the source's `max_connections_per_ip`. */
+  | { c: 'reject' }
+  /** The source's tarpit delay changed: sleep this long before each USERAUTH_REQUEST. */
+  | { c: 'tarpit'; delay: number };
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string; ignored?: boolean };
 
@@ -100,9 +108,19 @@ export function parseReportEvent(line: string): Parsed<ReportEvent> {
       const listener = optionalText(o, 'listener');
       if (ip === null) return bad('bad ip');
       if (listener === null) return bad('bad listener');
-      const e: { t: 'accepted' | 'resume'; ip?: string; listener?: string; children?: number } = { t: o.t };
+      const e: { t: 'accepted' | 'resume'; ip?: string; listener?: string; children?: number; tarpit?: boolean; max?: number } = { t: o.t };
       if (ip !== undefined) e.ip = ip;
       if (listener !== undefined) e.listener = listener;
+      if (o.t === 'accepted') {
+        if (o.tarpit !== undefined) {
+          if (typeof o.tarpit !== 'boolean') return bad('tarpit is not a boolean');
+          e.tarpit = o.tarpit;
+        }
+        if (o.max !== undefined) {
+          if (!isCount(o.max, 1_000_000)) return bad('bad max');
+          e.max = o.max;
+        }
+      }
       if (o.t === 'resume' && o.children !== undefined) {
         if (!isCount(o.children, 1_000_000)) return bad('bad children');
         e.children = o.children;
@@ -121,8 +139,13 @@ export function parseReportEvent(line: string): Parsed<ReportEvent> {
       if (o.ok && !(method === 'password' || method === 'publickey' || method === 'hostbased' || method === 'none')) {
         return bad(`method ${method} cannot succeed`);
       }
-      return { ok: true, value: { t: 'auth', method, ok: o.ok } };
+      if (o.query !== undefined && o.query !== true) return bad('query must be true');
+      if (o.query && method !== 'publickey') return bad('only publickey has queries');
+      return { ok: true, value: o.query ? { t: 'auth', method, ok: o.ok, query: true } : { t: 'auth', method, ok: o.ok } };
     }
+    case 'charge':
+      if (!isSeconds(o.cost, 100)) return bad('bad cost');
+      return { ok: true, value: { t: 'charge', cost: o.cost } };
     case 'error':
       if (o.kind === 'translation') return { ok: true, value: { t: 'error', kind: 'translation' } };
       return { ok: false, error: `error: unknown kind ${JSON.stringify(o.kind)}`, ignored: true };
@@ -175,6 +198,12 @@ export function parseReportCommand(line: string): Parsed<ReportCommand> {
     case 'terminate-children':
       if (typeof o.tag !== 'string' || o.tag === '' || o.tag.length > MAX_REPORT_LINE) return { ok: false, error: 'terminate-children: bad tag' };
       return { ok: true, value: { c: 'terminate-children', tag: o.tag } };
+    case 'admit':
+    case 'tarpit':
+      if (!isCount(o.delay, 60_000)) return { ok: false, error: `${o.c}: bad delay` };
+      return { ok: true, value: { c: o.c, delay: o.delay } };
+    case 'reject':
+      return { ok: true, value: { c: 'reject' } };
     default:
       return { ok: false, error: `unknown command ${JSON.stringify(o.c)}`, ignored: true };
   }

@@ -9,6 +9,7 @@ import type { MetricsRegistry } from './metrics.ts';
 import { LineSplitter, encodeLine, parseReportEvent } from './report-protocol.ts';
 import type { ReportCommand } from './report-protocol.ts';
 import { prepareUnixPath } from '../net/unix-socket.ts';
+import { SourceDefences, sourceKey } from './source-defences.ts';
 
 /** Instances connected at once; more are refused (each is one SSH connection). */
 export const MAX_INSTANCES = 65536;
@@ -18,20 +19,32 @@ const MAX_COMMAND_BACKLOG = 64 * 1024;
 interface Instance {
   socket: net.Socket;
   state: InstanceState;
+  /** Set once admitted under a listener with tarpit or max_connections_per_ip. */
+  source?: string;
 }
+
+const SWEEP_MS = 60_000;
 
 export class ReportServer {
   private readonly registry: MetricsRegistry;
   private readonly log: Logger;
   private readonly servers: net.Server[] = [];
   private readonly instances = new Set<Instance>();
+  private readonly defences = new SourceDefences();
+  /** The admitted instances of each source, to tell them all when its tarpit delay changes. */
+  private readonly bySource = new Map<string, Set<Instance>>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly now: () => number;
   /** Totals since this process started, for STATUS=. */
   instancesSeen = 0;
 
-  constructor(o: { registry: MetricsRegistry; log: Logger }) {
+  constructor(o: { registry: MetricsRegistry; log: Logger; now?: () => number }) {
     this.registry = o.registry;
     this.log = o.log;
+    this.now = o.now ?? Date.now;
     updateGauges(this.registry, []);
+    this.sweeper = setInterval(() => this.defences.sweep(this.now()), SWEEP_MS);
+    this.sweeper.unref();
   }
 
   private newServer(): net.Server {
@@ -86,12 +99,69 @@ export class ReportServer {
           continue;
         }
         applyEvent(this.registry, instance.state, r.value);
+        if (r.value.t === 'accepted') this.admit(instance, r.value);
+        else if (r.value.t === 'charge') this.charge(instance, r.value.cost);
+        else if (r.value.t === 'closed') this.release(instance);
       }
     });
     socket.on('error', () => {});
     socket.on('close', () => {
       this.instances.delete(instance);
+      this.release(instance);
     });
+  }
+
+  private send(instance: Instance, command: ReportCommand): void {
+    const line = encodeLine(command);
+    const { socket } = instance;
+    if (line === undefined || socket.destroyed || socket.writableLength > MAX_COMMAND_BACKLOG) return;
+    socket.write(line);
+  }
+
+  // max_connections_per_ip and tarpit at accept (spec §5.2, §5.3). The instance waits for
+  // this answer (briefly: it goes on without one), so it is sent whatever happens.
+  private admit(instance: Instance, e: { ip?: string; listener?: string; tarpit?: boolean; max?: number }): void {
+    if (!e.tarpit && !e.max) return;
+    if (instance.source !== undefined || e.ip === undefined) {
+      this.send(instance, { c: 'admit', delay: 0 });
+      return;
+    }
+    const key = sourceKey(e.listener ?? '', e.ip);
+    const a = this.defences.admit(key, { tarpit: !!e.tarpit, maxPerIp: e.max ?? 0 }, this.now());
+    if (a.reject) {
+      this.registry.inc('lukko_connections_rejected');
+      this.log.info({ client: e.ip, listener: e.listener, max: e.max }, `Too many connections from ${e.ip}`);
+      this.send(instance, { c: 'reject' });
+      return;
+    }
+    instance.source = key;
+    let peers = this.bySource.get(key);
+    if (!peers) this.bySource.set(key, (peers = new Set()));
+    peers.add(instance);
+    if (a.delayMs > 0) {
+      this.registry.inc('lukko_tarpit');
+      this.log.info({ client: e.ip, listener: e.listener, delay: a.delayMs / 1000 }, `Connect from ${e.ip} tarpit ${a.delayMs / 1000}s`);
+    }
+    this.send(instance, { c: 'admit', delay: a.delayMs });
+  }
+
+  private charge(instance: Instance, cost: number): void {
+    const key = instance.source;
+    if (key === undefined) return;
+    const before = this.defences.delay(key);
+    const after = this.defences.charge(key, cost, this.now());
+    if (after === before) return;
+    for (const peer of this.bySource.get(key) ?? []) this.send(peer, { c: 'tarpit', delay: after });
+  }
+
+  private release(instance: Instance): void {
+    const key = instance.source;
+    if (key === undefined) return;
+    instance.source = undefined;
+    this.defences.release(key, this.now());
+    const peers = this.bySource.get(key);
+    peers?.delete(instance);
+    if (peers?.size === 0) this.bySource.delete(key);
   }
 
   /** Sets the gauges from the instances connected now (before each scrape). */
@@ -121,6 +191,7 @@ export class ReportServer {
 
   /** Stops accepting and drops every instance's stream (their clients fail open). */
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const { socket } of this.instances) socket.destroy();
     await Promise.all(closing);

@@ -10,6 +10,12 @@ import { nssDirectory } from '../auth/directory.ts';
 import type { ListenerConfig } from '../config/index.ts';
 import { Forwarding } from '../forward/forwarding.ts';
 import type { Logger } from '../log/logger.ts';
+import { setLogLevel, verboseLevel } from '../log/logger.ts';
+import { childTagsMatch } from '../companion/control-commands.ts';
+import type { ClosedReason } from '../companion/report-protocol.ts';
+import { CompanionLink } from './companion-link.ts';
+import { tooManyConnections } from './refusal.ts';
+import { countTraffic } from './traffic.ts';
 import type { Peer } from '../session/command.ts';
 import { plainIp } from '../session/command.ts';
 import { SessionChannel } from '../session/session.ts';
@@ -36,8 +42,14 @@ export interface ConnectionOptions {
   /** Tests: a shorter wait for the translation server than the default 10 s. */
   translationTimeoutMs?: number;
   remote?: { address?: string; port?: number };
+  /** The companion's report socket (`@name`: abstract); undefined: none. */
+  companionSocket?: string;
   exit(code: number): void;
 }
+
+const DISCONNECT_BY_APPLICATION = 11;
+// PROTOCOL_ERROR, KEY_EXCHANGE_FAILED, MAC_ERROR, COMPRESSION_ERROR, PROTOCOL_VERSION_NOT_SUPPORTED, ILLEGAL_USER_NAME
+const PROTOCOL_REASONS = new Set([2, 3, 5, 6, 8, 15]);
 
 export class Connection {
   private client: SshClient | undefined;
@@ -51,6 +63,8 @@ export class Connection {
   private readonly startedAt = Date.now();
   private readonly socket: Socket;
   private readonly opts: ConnectionOptions;
+  private readonly link: CompanionLink;
+  private closedReason: ClosedReason | undefined;
 
   constructor(socket: Socket, opts: ConnectionOptions) {
     this.socket = socket;
@@ -62,9 +76,55 @@ export class Connection {
       localPort: socket.localPort ?? 0,
     };
     this.log = opts.log.child({ client: plainIp(this.peer.remoteIp), port: this.peer.remotePort });
+    this.link = new CompanionLink(opts.companionSocket, this.log);
+    this.link.on({
+      verbose: (level) => {
+        setLogLevel(opts.log, verboseLevel(level));
+        this.log.info({ level, logLevel: verboseLevel(level) }, 'log level set by the companion');
+      },
+      terminateChildren: (tag) => this.terminateTagged(tag),
+    });
+  }
+
+  /** The listener's name for the companion's per-source accounting: its tag, else its address. */
+  private listenerName(): string {
+    return this.opts.listener.tag || `${plainIp(this.peer.localIp)}:${this.peer.localPort}`;
   }
 
   start(): void {
+    // Synchronously: a connection that ends at once must not exit before READY=1, or a
+    // Type=notify unit counts that as a failure.
+    notifyReady();
+    this.status();
+    this.socket.once('close', () => void this.end('socket closed'));
+    this.socket.on('error', (err: NodeJS.ErrnoException) => this.log.debug({ err: err.code ?? err.message }, 'socket error'));
+    const { listener } = this.opts;
+    void this.link.accepted(plainIp(this.peer.remoteIp), this.listenerName(), { tarpit: listener.tarpit, max: listener.maxConnectionsPerIp }).then((a) => {
+      if (this.ending) return;
+      if (a.reject) return this.refuseTooMany();
+      if (a.delayMs <= 0) return this.startSsh();
+      // The original parks the connection before the handshake; a client that hangs up in
+      // the meantime ends this process (the 'close' above).
+      this.log.info({ delay: a.delayMs / 1000 }, `Connect from ${plainIp(this.peer.remoteIp)} tarpit ${a.delayMs / 1000}s`);
+      setTimeout(() => {
+        if (!this.ending) this.startSsh();
+      }, a.delayMs);
+    });
+  }
+
+  // Past max_connections_per_ip: the original's answer, an identification line and one
+  // unencrypted DISCONNECT (TOO_MANY_CONNECTIONS), then the end of the connection.
+  private refuseTooMany(): void {
+    this.log.info(`Too many connections from ${plainIp(this.peer.remoteIp)}`);
+    try {
+      this.socket.end(tooManyConnections(SSH_IDENT));
+    } catch {
+      /* the client may be gone already */
+    }
+    setTimeout(() => this.socket.destroy(), DISCONNECT_LINGER_MS).unref();
+  }
+
+  private startSsh(): void {
     const server = new Server({
       hostKeys: this.opts.hostKeys.map((k) => k.data),
       ident: SSH_IDENT,
@@ -74,21 +134,26 @@ export class Connection {
     } as ssh2.ServerConfig);
     server.on('connection', (client) => this.onClient(client));
     server.on('error', (err: Error) => this.log.debug({ err: err.message }, 'server error'));
-    // Whatever happens to the socket, this process is done when it closes.
-    this.socket.once('close', () => void this.end('socket closed'));
-    this.socket.on('error', (err: NodeJS.ErrnoException) => this.log.debug({ err: err.code ?? err.message }, 'socket error'));
     this.timers.push(setTimeout(() => this.timeout('no authentication request'), FIRST_AUTH_TIMEOUT_MS));
     this.timers.push(setTimeout(() => this.timeout('authentication took too long'), AUTH_TIMEOUT_MS));
     server.injectSocket(this.socket);
     this.log.info({ local: `${plainIp(this.peer.localIp)}:${this.peer.localPort}` }, 'connection');
-    // Synchronously: a connection that ends at once must not exit before READY=1, or a
-    // Type=notify unit counts that as a failure.
-    notifyReady();
-    this.status();
+  }
+
+  // TERMINATE_CHILDREN from the companion: a logged-in connection whose translation response
+  // carried this CHILD_TAG ends, with the original's log line and DISCONNECT.
+  private terminateTagged(tag: string): void {
+    const tags = this.auth?.account.spawn?.childTags;
+    if (!tags || !childTagsMatch(tags, tag)) return;
+    this.log.info({ user: this.auth?.account.name, tag }, 'Terminating connection');
+    this.closedReason = 'terminated';
+    this.disconnect(DISCONNECT_CONNECTION_LOST, 'Account disabled');
+    void this.end('terminated by the companion (TERMINATE_CHILDREN)');
   }
 
   private onClient(client: SshClient): void {
     this.client = client;
+    this.link.countTraffic(countTraffic(client));
     const auth = new Authenticator({
       log: this.log,
       configDir: this.opts.configDir,
@@ -96,6 +161,11 @@ export class Connection {
       directory: this.directory(),
       disconnect: (reason, text) => this.disconnect(reason, text),
       onFirstRequest: () => clearTimeout(this.timers[0]),
+      onAttempt: (a) => {
+        if ('method' in a) this.link.auth(a.method, a.ok, a.query);
+        if ('translationError' in a) this.link.event({ t: 'error', kind: 'translation' });
+        this.link.charge(a.cost);
+      },
       onSuccess: (outcome) => {
         this.auth = outcome;
         this.forwarding = new Forwarding({ log: this.log.child({ user: outcome.account.name }), account: outcome.account, policy: outcome.policy, client });
@@ -106,7 +176,16 @@ export class Connection {
         );
       },
     });
-    client.on('authentication', (ctx) => auth.handle(ctx));
+    client.on('authentication', (ctx) => {
+      // The source's tarpit delay, slept before each request is looked at (spec §5.3).
+      const delay = this.link.userauthDelayMs;
+      if (delay <= 0) return auth.handle(ctx);
+      this.log.info({ delay: delay / 1000 }, `Userauth tarpit ${delay / 1000}s`);
+      this.link.event({ t: 'tarpit' });
+      setTimeout(() => {
+        if (!this.ending) auth.handle(ctx);
+      }, delay);
+    });
     client.on('ready', () => {
       for (const t of this.timers) clearTimeout(t);
       this.status();
@@ -155,6 +234,7 @@ export class Connection {
       verboseErrors: this.opts.listener.verboseErrors,
       execRejectStderr: this.opts.listener.execRejectStderr,
       agentSocket: () => this.forwarding?.agentSocket(),
+      childEvent: (e) => this.link.event(e),
       started: () => this.status(),
       ended: (done) => {
         this.sessions.delete(done);
@@ -178,6 +258,8 @@ export class Connection {
   }
 
   disconnect(reason: number, text: string): void {
+    // The closes the original counts as lukko_connections_closed{reason="protocol"}.
+    if (PROTOCOL_REASONS.has(reason)) this.closedReason ??= 'protocol';
     const proto = (this.client as unknown as { _protocol?: { disconnect(r: number, d: string): void } } | undefined)?._protocol;
     try {
       proto?.disconnect(reason, text);
@@ -192,7 +274,7 @@ export class Connection {
   /** Stopped from outside (systemctl stop, shutdown): tell the client, then end as usual. */
   stop(signal: string): Promise<void> {
     this.log.info({ signal }, 'stopping');
-    this.disconnect(11, 'Server shutting down');
+    this.disconnect(DISCONNECT_BY_APPLICATION, 'Server shutting down');
     return this.end(`stopped by ${signal}`);
   }
 
@@ -223,6 +305,7 @@ export class Connection {
     }
     this.forwarding?.end();
     this.log.info({ reason: why, user: this.auth?.account.name, seconds: (Date.now() - this.startedAt) / 1000 }, 'connection closed');
+    await this.link.closed(this.closedReason);
     this.opts.exit(0);
   }
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.ts';
 import { chooseLogMode, createLogger } from '../log/logger.ts';
 import { HostKeyError, loadHostKeys } from '../ssh/host-keys.ts';
 import { takeListenFds } from '../systemd/listen-fds.ts';
+import { companionSocketPath } from './companion-link.ts';
 import { Connection } from './connection.ts';
 import { unsupportedSettings } from './unsupported.ts';
 
@@ -109,6 +110,7 @@ export function main(argv: string[]): void {
     ...(process.env.LUKKO_TRANSLATION_TIMEOUT_MS ? { translationTimeoutMs: Number(process.env.LUKKO_TRANSLATION_TIMEOUT_MS) } : {}),
     // systemd's REMOTE_ADDR/REMOTE_PORT: a reset connection has no peer address left to ask
     remote: { address: process.env.REMOTE_ADDR, port: Number(process.env.REMOTE_PORT) || undefined },
+    ...(companionSocketPath() ? { companionSocket: companionSocketPath()! } : {}),
     exit: (code) => process.exit(code ?? EXIT_OK),
   });
   // `systemctl stop lukko@…` and shutdown: say goodbye and end the user's processes gently.

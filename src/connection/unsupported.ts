@@ -15,8 +15,6 @@ export function unsupportedSettings(config: Config, listener: ListenerConfig): U
   const at = `${listener.file}:${listener.line}`;
   if (listener.proxyTo) fatal.push(`${at}: proxy_to is not supported by this release`);
   if (listener.proxyToZeroconf) fatal.push(`${at}: proxy_to_zeroconf is not supported by this release`);
-  if (listener.maxConnectionsPerIp > 0) fatal.push(`${at}: max_connections_per_ip is not enforced by this release (use MaxConnectionsPerSource= in lukko.socket)`);
-  if (listener.tarpit) fatal.push(`${at}: tarpit is not enforced by this release`);
   const r = config.spawn.resources;
   if (Object.values(r).some((v) => v !== undefined)) fatal.push(`${config.path}: spawn resource limits are not enforced by this release`);
   if (listener.authorizedHostKeyFiles.length) ignored.push(`${at}: authorized_host_key_file: hostbased authentication is not offered by this release`);

@@ -60,13 +60,40 @@ function destination(fd: number, mode: LogMode): { write(s: string): void } {
   }
 }
 
+// pino gives each child its own level, fixed when it is made; a level changed at run time
+// (the companion's VERBOSE) must reach the children too, so every logger is remembered.
+const family = new WeakMap<Logger, Set<WeakRef<Logger>>>();
+
+/** Sets the level of `root` and of every child made from it so far (and later ones inherit it). */
+export function setLogLevel(root: Logger, level: string): void {
+  root.level = level;
+  for (const ref of family.get(root) ?? []) {
+    const child = ref.deref();
+    if (child) child.level = level;
+  }
+}
+
+/**
+ * VERBOSE's levels (spec §3.4: 0 quiet, 1 the default, more is more) in pino's terms: 0 warn,
+ * 1 info, 2 debug, 3 and above trace.
+ */
+export function verboseLevel(level: number): string {
+  return level <= 0 ? 'warn' : level === 1 ? 'info' : level === 2 ? 'debug' : 'trace';
+}
+
 export function createLogger(opts: { fd: number; mode: LogMode; level?: string; base?: Record<string, unknown> }): Logger {
-  return pino(
+  const children = new Set<WeakRef<Logger>>();
+  const root = pino(
     {
+      onChild: (child: Logger) => {
+        children.add(new WeakRef(child));
+      },
       level: opts.level ?? 'info',
       base: { pid: process.pid, ...opts.base },
       timestamp: opts.mode === 'journal' ? false : pino.stdTimeFunctions.epochTime, // journald stamps lines itself
     },
     destination(opts.fd, opts.mode),
   );
+  family.set(root, children);
+  return root;
 }

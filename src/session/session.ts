@@ -41,6 +41,8 @@ export interface SessionHost {
   agentSocket(): string | undefined;
   started(s: SessionChannel): void;
   ended(s: SessionChannel): void;
+  /** Child process events for the companion's metrics (spawned, signalled, exited). */
+  childEvent?(e: { t: 'spawn'; ok: boolean; seconds: number } | { t: 'kill' } | { t: 'exit' }): void;
 }
 
 type Accept = (() => void) | undefined;
@@ -213,9 +215,15 @@ export class SessionChannel {
       'session start',
     );
     this.host.started(this);
+    const t0 = performance.now();
+    const spawned = (ok: boolean) => this.host.childEvent?.({ t: 'spawn', ok, seconds: (performance.now() - t0) / 1000 });
     spawnUserProcess(desc).then(
-      (proc) => this.attach(proc, channel),
+      (proc) => {
+        spawned(true);
+        this.attach(proc, channel);
+      },
       (err: Error) => {
+        spawned(false);
         log.warn({ session: this.id, err: err.message }, 'spawn failed');
         if (this.host.verboseErrors) channel.stderr.write(`Failed to execute: ${err.message}\r\n`);
         channel.end();
@@ -263,6 +271,7 @@ export class SessionChannel {
       channel.end();
     }
     this.proc = undefined;
+    this.host.childEvent?.({ t: 'exit' });
     this.host.ended(this);
   }
 
@@ -270,13 +279,15 @@ export class SessionChannel {
     if (this.closed) return;
     this.closed = true;
     // The client closed the channel (or the connection went): the process goes with it.
-    this.proc?.kill('SIGHUP');
-    this.proc?.kill('SIGTERM');
+    this.terminate('SIGHUP');
+    this.terminate('SIGTERM');
     if (!this.proc) this.host.ended(this);
   }
 
   /** Ends the process group, for the connection's last moments. */
   terminate(signal: NodeJS.Signals): void {
-    this.proc?.kill(signal);
+    if (!this.proc) return;
+    this.proc.kill(signal);
+    this.host.childEvent?.({ t: 'kill' });
   }
 }

@@ -1,6 +1,5 @@
 // Settings lukko.conf can express that this release cannot honour yet. Those that would
-// loosen what an operator asked for (another account database, limits, defences, resource
-// limits, proxying) refuse every connection as a configuration error rather than run
+// loosen what an operator asked for (resource limits, proxying) refuse every connection as a configuration error rather than run
 // without them: restrictions only ever add up. The rest only lose a feature and are logged.
 import type { Config, ListenerConfig } from '../config/index.ts';
 

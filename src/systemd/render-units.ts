@@ -172,14 +172,14 @@ export function renderSocketDropIn(config: Config): RenderedDropIn {
   if (perIp?.value) {
     socket.MaxConnectionsPerSource = String(perIp.value);
     notes.push(
-      `max_connections_per_ip ${perIp.value} → MaxConnectionsPerSource=${perIp.value}: not the same thing. systemd counts a source's connections ` +
-        'over all addresses of lukko.socket (lukko: per listener) and closes a connection above the limit without a word ' +
-        '(lukko: SSH DISCONNECT "Too many connections"); failed instances keep counting until they are collected',
+      `max_connections_per_ip ${perIp.value} → MaxConnectionsPerSource=${perIp.value}, a backstop: lukko-companion.service enforces the limit ` +
+        'per listener with an SSH DISCONNECT "Too many connections"; systemd counts a source over all addresses of lukko.socket, ' +
+        'closes surplus connections without a word, and keeps counting failed instances until they are collected, ' +
+        'but it still holds while the companion is stopped (instances then go on without it)',
     );
-    notes.push(
-      'then remove max_connections_per_ip from lukko.conf: lukko itself cannot enforce it yet and refuses every connection ' +
-        '(exit 78) while it is set, rather than run without a limit you configured',
-    );
+  }
+  if (listeners.some((l) => l.tarpit)) {
+    notes.push('tarpit: held by lukko-companion.service for all instances; while it is stopped, connections are not delayed');
   }
 
   // backlog → Backlog=: the largest one; a longer queue holds more pending connections, nothing

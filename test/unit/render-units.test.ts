@@ -118,7 +118,7 @@ test('what systemd cannot express is listed in the notes and as comments in the 
   has(/lukko applies verbose_errors itself, per connection/);
   has(/: tag need no socket setting; they take effect only with a translation server/);
   has(/zeroconf_service "lukko" is not published/);
-  has(/refuses its connections \(exit 78.*tarpit/);
+  has(/^tarpit: held by lukko-companion\.service/);
   has(/ignored by lukko: .*pond_server/);
   // Every note is in the file too, as comment lines below the settings.
   const comments = text.split('\n').filter((l) => l.startsWith('#')).join(' ').replace(/#\s+/g, ' ');
@@ -129,8 +129,7 @@ test('what systemd cannot express is listed in the notes and as comments in the 
 test('max_connections_per_ip renders, with the difference to systemd\'s limit spelled out', () => {
   const { text, notes } = renderSocketDropIn(parse(listener('bind "*:22"', 'max_connections_per_ip 4') + listener('bind "*:2222"', 'max_connections_per_ip 4')));
   assert.equal(single(text, 'MaxConnectionsPerSource'), '4');
-  assert.ok(notes.some((n) => /not the same thing/.test(n) && /over all addresses/.test(n)));
-  assert.ok(notes.some((n) => /remove max_connections_per_ip from lukko\.conf/.test(n)), 'and that lukko.conf must lose it');
+  assert.ok(notes.some((n) => /a backstop: lukko-companion\.service enforces/.test(n) && /over all addresses/.test(n)));
 });
 
 test('a backlog renders only when it makes the queue longer than systemd\'s default; the largest wins', () => {

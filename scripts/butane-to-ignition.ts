@@ -455,7 +455,42 @@ export function butaneFiles(dir = BUTANE_DIR): string[] {
   return out;
 }
 
+/**
+ * Replaces the literal `contents: |` block of every unit in a Butane text whose name has a file
+ * in `unitDir` with that file, so that editing units/ and running `--sync-units` keeps lukko.bu
+ * byte for byte the same (test/unit/butane.test.ts checks it).
+ */
+export function syncUnits(bu: string, unitText: (name: string) => string | undefined): string {
+  const lines = bu.split('\n');
+  const out: string[] = [];
+  let unit: string | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const name = /^    - name: (\S+)$/.exec(line);
+    if (name) unit = name[1];
+    out.push(line);
+    if (unit === undefined || line !== '      contents: |') continue;
+    const text = unitText(unit);
+    if (text === undefined) continue;
+    // skip the old block: lines indented by 8 or more, and blank lines inside it
+    let j = i + 1;
+    while (j < lines.length && (lines[j]!.startsWith('        ') || (lines[j] === '' && j + 1 < lines.length && lines[j + 1]!.startsWith('        ')))) j++;
+    for (const t of text.replace(/\n$/, '').split('\n')) out.push(t === '' ? '' : `        ${t}`);
+    i = j - 1;
+    unit = undefined;
+  }
+  return out.join('\n');
+}
+
 function main(argv: string[]): number {
+  if (argv[0] === '--sync-units') {
+    const unitDir = join(BUTANE_DIR, '..', 'units');
+    const path = join(BUTANE_DIR, 'lukko.bu');
+    const synced = syncUnits(readFileSync(path, 'utf8'), (name) => (existsSync(join(unitDir, name)) ? readFileSync(join(unitDir, name), 'utf8') : undefined));
+    writeFileSync(path, synced);
+    console.log('synced butane/lukko.bu with units/; now run --write');
+    return 0;
+  }
   if (argv[0] === '--write' || argv[0] === '--check') {
     let bad = 0;
     if (argv[0] === '--check') {
@@ -481,7 +516,7 @@ function main(argv: string[]): number {
     return bad ? 1 : 0;
   }
   if (argv.length !== 1) {
-    console.error('usage: butane-to-ignition.ts FILE.bu | --write | --check');
+    console.error('usage: butane-to-ignition.ts FILE.bu | --write | --check | --sync-units');
     return 2;
   }
   try {

@@ -105,13 +105,15 @@ test('every butane/*.bu transpiles to exactly its checked-in .ign', () => {
 test('the units inside lukko.bu are units/ byte for byte', () => {
   // Straight from the YAML, so the .ign cannot hide a difference.
   const doc = parseYaml(readFileSync(join(BUTANE_DIR, 'lukko.bu'), 'utf8')) as { systemd: { units: { name: string; contents?: string }[] } };
-  for (const name of ['lukko.socket', 'lukko@.service']) {
+  for (const name of ['lukko.socket', 'lukko@.service', 'lukko-companion.service']) {
     const u = doc.systemd.units.find((x) => x.name === name);
     assert.equal(u?.contents, unitText(name), `${name} in butane/lukko.bu differs from units/${name}`);
   }
   const ign = readIgn('lukko.bu');
   assert.equal(unit(ign, 'lukko.socket').contents, unitText('lukko.socket'));
   assert.equal(unit(ign, 'lukko@.service').contents, unitText('lukko@.service'));
+  assert.equal(unit(ign, 'lukko-companion.service').contents, unitText('lukko-companion.service'));
+  assert.equal(unit(ign, 'lukko-companion.service').enabled, true);
 });
 
 test('lukko.bu: sysext, config, host keys, sshd.socket masked, lukko.socket enabled', () => {

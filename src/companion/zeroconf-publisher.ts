@@ -6,16 +6,12 @@
 // (DISABLE_/ENABLE_ZEROCONF) and each tagged listener's state file.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import type { Logger } from '../log/logger.ts';
 import { listenerVisible, zeroconfInstanceName } from './zeroconf-service.ts';
 import type { ZeroconfService } from './zeroconf-service.ts';
 
 const RESPAWN_MIN_MS = 1000;
 const RESPAWN_MAX_MS = 60_000;
-// With PR_SET_PDEATHSIG the child ends with the companion even after a SIGKILL, so no orphan
-// keeps announcing a service nobody serves (outside systemd's control group killing).
-const SETPRIV = '/usr/bin/setpriv';
 
 export interface ZeroconfPublisherOptions {
   services: readonly ZeroconfService[];
@@ -92,20 +88,31 @@ export class ZeroconfPublisher {
     const s = e.service;
     const command = this.o.command ?? 'avahi-publish-service';
     const args = ['-s', '-f', this.name, s.type, String(s.port), ...s.txt];
-    const [file, argv] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'TERM', '--', command, ...args]] : [command, args];
-    const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The children end with the companion: it kills them when it stops, and systemd kills the
+    // whole control group if it dies. (util-linux setpriv --pdeathsig would cover a SIGKILL
+    // outside systemd too, but it fails in the unit's sandbox: it insists on applying
+    // capabilities, and the unit's bounding set is empty.)
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     e.child = child;
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      for (const line of d.split('\n')) {
-        if (line.trim() === '') continue;
-        e.failing = false;
-        e.respawnMs = RESPAWN_MIN_MS;
-        this.o.log.info({ listener: s.where, type: s.type, port: s.port, avahi: line.trim() }, 'Zeroconf service published');
+    // avahi-publish-service reports on stderr ("Established under name 'Lukko[1234]'", or the
+    // alternative name after a collision); anything unexpected is worth a warning.
+    const onOutput = (d: string): void => {
+      for (const raw of d.split('\n')) {
+        const line = raw.trim();
+        if (line === '') continue;
+        if (line.startsWith('Established under name')) {
+          e.failing = false;
+          e.respawnMs = RESPAWN_MIN_MS;
+          this.o.log.info({ listener: s.where, type: s.type, port: s.port, txt: s.txt, avahi: line }, 'Zeroconf service published');
+        } else if (line.startsWith('Got SIG')) {
+          this.o.log.debug({ listener: s.where, avahi: line }, 'Zeroconf service withdrawn');
+        } else {
+          this.o.log.warn({ listener: s.where, avahi: line }, 'avahi-publish-service');
+        }
       }
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      for (const line of d.split('\n')) if (line.trim() !== '') this.o.log.warn({ listener: s.where, avahi: line.trim() }, 'avahi-publish-service');
-    });
+    };
+    child.stdout!.setEncoding('utf8').on('data', onOutput);
+    child.stderr!.setEncoding('utf8').on('data', onOutput);
     child.on('error', (err) => {
       if (!e.failing) this.o.log.error({ listener: s.where, err: err.message }, `cannot run ${command} (is avahi-utils installed?); Zeroconf publishing retried`);
       e.failing = true;

@@ -3,8 +3,8 @@
 // (to send AF_UNIX datagrams from inside the container). lukko-companion.service, sandboxed as
 // shipped, announces the listener with zeroconf_service; DISABLE_ZEROCONF and ENABLE_ZEROCONF
 // sent as real datagrams to its control socket withdraw and republish it, a listener's state
-// file hides it on RELOAD_STATE, and a control socket can come from a systemd .socket unit
-// (FileDescriptorName=control).
+// file hides it on RELOAD_STATE, a multicast control group joined on lo obeys allow_from, and
+// a control socket can come from a systemd .socket unit (FileDescriptorName=control).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -119,6 +119,38 @@ test('the sandboxed companion publishes through Avahi; control datagrams withdra
   await withdrawn();
   const failed = await h.failed();
   assert.deepEqual(failed.filter((u) => u.unit.startsWith('lukko')), []);
+});
+
+test('multicast control: a group joined on lo, trusted only with allow_from', async () => {
+  // Two blocks on the same group: 5478 trusts loopback senders, 5479 trusts no UDP sender.
+  await h.writeFile(
+    CONFIG_PATH,
+    CONFIG.replace(/control \{[^}]*\}\n/, '') +
+      'control {\n  bind "*:5478"\n  multicast_group "239.1.2.3"\n  interface lo\n  allow_from "127.0.0.0/8"\n}\n' +
+      'control {\n  bind "*:5479"\n  multicast_group "239.1.2.3"\n  interface lo\n}\n' +
+      'prometheus_exporter {\n  bind "127.0.0.1:9100"\n}\n',
+  );
+  await h.systemctl(['start', UNIT]);
+  await published();
+  const multicast = async (port: number, hex: string): Promise<void> => {
+    const octal = (Buffer.from(hex, 'hex').toJSON().data as number[]).map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+    await h.exec(['sh', '-c', `printf '${octal}' | socat -u - UDP4-DATAGRAM:239.1.2.3:${port},ip-multicast-if=127.0.0.1`]);
+  };
+  const untrusted = async (): Promise<number> => {
+    const body = (await h.exec(['/usr/lib/lukko/node/bin/node', '-e', "fetch('http://127.0.0.1:9100/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"])).stdout;
+    const line = body.split('\n').find((l) => l.startsWith('lukko_companion_control_rejected{reason="untrusted"} '));
+    return Number(line?.split(' ')[1]);
+  };
+  await multicast(5479, '6304610100000009');
+  await waitFor('the refusal to be counted', async () => ((await untrusted()) === 1 ? true : undefined));
+  assert.equal((await browse()).length, 1, 'still published after the untrusted DISABLE_ZEROCONF');
+  await multicast(5478, '6304610100000009');
+  await withdrawn();
+  await multicast(5478, '630461010000000a');
+  await published();
+  const log = await h.journal(['-u', UNIT, '-o', 'cat']);
+  assert.match(log, /"from":"127\.0\.0\.1:\d+","commands":\["disable-zeroconf"\],"why":"UDP senders need allow_from in the control block"/);
+  await h.systemctl(['stop', UNIT]);
 });
 
 test('a control socket from a systemd .socket unit (FileDescriptorName=control)', async () => {

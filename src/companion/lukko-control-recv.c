@@ -293,7 +293,7 @@ static int receive_one(int i)
 {
 	struct control_socket *s = &sockets[i];
 	unsigned char *payload = frame + HEADER_SIZE;
-	struct sockaddr_storage from;
+	struct sockaddr_storage from = { 0 };
 	union {
 		struct cmsghdr align;
 		unsigned char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 64)];

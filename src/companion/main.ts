@@ -18,12 +18,19 @@ import { DEFAULT_REPORT_SOCKET } from './report-protocol.ts';
 import type { ReportCommand } from './report-protocol.ts';
 import { ReportServer } from './server.ts';
 import { startWatchdog } from './watchdog.ts';
+import { ControlReceiver } from './control-receiver.ts';
+import { ControlService } from './control-service.ts';
+import type { SenderPolicy } from './control-permission.ts';
+import { ZeroconfPublisher } from './zeroconf-publisher.ts';
+import { planZeroconf } from './zeroconf-service.ts';
 
 export { DEFAULT_REPORT_SOCKET, DEFAULT_STATE_PATH };
 
 /** LISTEN_FDNAMES (FileDescriptorName= in a .socket unit) the companion understands. */
 export const FD_NAME_REPORT = 'report';
 export const FD_NAME_PROMETHEUS = 'prometheus';
+export const FD_NAME_CONTROL = 'control';
+const FD_NAMES = [FD_NAME_REPORT, FD_NAME_PROMETHEUS, FD_NAME_CONTROL];
 
 const STATUS_INTERVAL_MS = 5000;
 
@@ -33,12 +40,16 @@ export interface CompanionOptions {
   readonly reportSocket: string;
   readonly logLevel: string;
   readonly saveIntervalMs?: number;
+  /** avahi-publish-service, or a stand-in (tests). */
+  readonly avahiPublish?: string;
 }
 
 /** A running companion. */
 export interface Companion {
   readonly registry: MetricsRegistry;
   readonly reports: ReportServer;
+  readonly control: ControlService;
+  readonly zeroconf: ZeroconfPublisher | undefined;
   /** Sends a command to every connected instance; returns how many got it. */
   broadcast(command: ReportCommand): number;
   render(): string;
@@ -74,8 +85,9 @@ export async function startCompanion(o: CompanionOptions, config: Config, log: L
 
   const reportFds = fds.filter((f) => f.name === FD_NAME_REPORT);
   const exporterFds = fds.filter((f) => f.name === FD_NAME_PROMETHEUS);
+  const controlFds = fds.filter((f) => f.name === FD_NAME_CONTROL);
   for (const f of fds) {
-    if (f.name !== FD_NAME_REPORT && f.name !== FD_NAME_PROMETHEUS) log.warn({ fd: f.fd, name: f.name }, `socket from systemd ignored: name it "${FD_NAME_REPORT}" or "${FD_NAME_PROMETHEUS}"`);
+    if (!FD_NAMES.includes(f.name)) log.warn({ fd: f.fd, name: f.name }, `socket from systemd ignored: name it ${FD_NAMES.map((n) => `"${n}"`).join(', ')}`);
   }
   if (reportFds.length) {
     for (const f of reportFds) await reports.listenFd(f.fd);
@@ -88,17 +100,60 @@ export async function startCompanion(o: CompanionOptions, config: Config, log: L
     for (const e of config.prometheusExporters) http.push(await listenExporter(e, { render, log }));
   }
 
+  // Zeroconf: a listener that cannot be published as lukko.conf says is logged, not fatal,
+  // so that a Zeroconf detail never costs the metrics and the control socket.
+  const zc = planZeroconf(config.listeners);
+  for (const e of zc.errors) log.error(e);
+  for (const w of zc.warnings) log.warn(w);
+  let zeroconf: ZeroconfPublisher | undefined;
+
+  // Sockets from systemd are not tied to a block: every block's allow_from applies to them.
+  const ownUid = process.geteuid?.() ?? 0;
+  const policies: SenderPolicy[] = controlFds.length
+    ? [{ ownUid, allowFrom: config.controls.flatMap((c) => c.allowFrom ?? []) }]
+    : config.controls.map((c) => ({ ownUid, allowFrom: c.allowFrom ?? [] }));
+  const control = new ControlService({
+    log,
+    registry,
+    policies,
+    targets: {
+      broadcast: (command) => reports.broadcast(command),
+      setZeroconf: (on: boolean) => zeroconf?.setEnabled(on),
+      reloadState: () => zeroconf?.reloadState(),
+    },
+  });
+  reports.greeting = () => control.greeting();
+  let receiver: ControlReceiver | undefined;
+  if (controlFds.length || config.controls.length) {
+    receiver = await ControlReceiver.start({
+      blocks: config.controls,
+      fds: controlFds.map((f) => f.fd),
+      log,
+      onDatagram: (d) => control.handle(d),
+    });
+  }
+  // Announced only once everything else is up: a failed start announces nothing.
+  if (zc.services.length) zeroconf = new ZeroconfPublisher({ services: zc.services, log, ...(o.avahiPublish !== undefined ? { command: o.avahiPublish } : {}) });
+
   let stopping: Promise<void> | undefined;
   const companion: Companion = {
     registry,
     reports,
+    control,
+    zeroconf,
     broadcast: (command) => reports.broadcast(command),
     render,
     stop: () => {
       stopping ??= (async () => {
         store.stop();
+        control.close();
         for (const s of http) s.closeAllConnections();
-        await Promise.all([reports.close(), ...http.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))]);
+        await Promise.all([
+          reports.close(),
+          receiver?.close(),
+          zeroconf?.close(),
+          ...http.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+        ]);
       })();
       return stopping;
     },
@@ -107,6 +162,8 @@ export async function startCompanion(o: CompanionOptions, config: Config, log: L
     {
       report: reportFds.length ? reportFds.map((f) => `fd ${f.fd}`) : o.reportSocket,
       exporters: exporterFds.length ? exporterFds.map((f) => `fd ${f.fd}`) : config.prometheusExporters.length,
+      control: controlFds.length ? controlFds.map((f) => `fd ${f.fd}`) : config.controls.length,
+      zeroconf: zc.services.length,
       state: o.state,
     },
     'companion ready',
@@ -138,7 +195,11 @@ export async function runCompanion(o: CompanionOptions): Promise<Companion> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => log.info('SIGHUP: nothing to reload yet'));
+  // As in the original, SIGHUP re-reads the per-listener Zeroconf state files only.
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: re-reading the Zeroconf state files');
+    companion.zeroconf?.reloadState();
+  });
 
   let last = '';
   const status = (): void => {

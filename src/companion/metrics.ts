@@ -24,6 +24,10 @@ export const AUTH_FAILED_METHODS = ['password', 'publickey', 'hostbased', 'unsup
 /** Labels of `lukko_connections_closed`. */
 export const CLOSE_REASONS = ['terminated', 'unsupported_service', 'protocol'] as const;
 
+/** Labels of `lukko_companion_control_rejected`. */
+export const CONTROL_REJECT_REASONS = ['untrusted', 'malformed', 'invalid'] as const;
+export type ControlRejectReason = (typeof CONTROL_REJECT_REASONS)[number];
+
 export type AuthAcceptedMethod = (typeof AUTH_ACCEPTED_METHODS)[number];
 export type AuthFailedMethod = (typeof AUTH_FAILED_METHODS)[number];
 export type CloseReason = (typeof CLOSE_REASONS)[number];
@@ -54,6 +58,13 @@ export const METRICS: readonly MetricDefinition[] = [
   { name: 'lukko_connections_active', type: 'gauge', help: 'Established SSH connections now (delayed ones excluded).' },
   // Not in the original: what the companion itself saw.
   { name: 'lukko_companion_reports_ignored', type: 'counter', help: 'Report lines from lukko instances the companion could not use (malformed, too long, unknown type).' },
+  { name: 'lukko_companion_control_received', type: 'counter', help: 'Datagrams received on control sockets.' },
+  {
+    name: 'lukko_companion_control_rejected',
+    type: 'counter',
+    help: 'Control input not acted on: commands from senders not allowed to change behaviour (untrusted), datagrams that do not parse (malformed), commands with an unusable payload (invalid).',
+    label: { name: 'reason', values: CONTROL_REJECT_REASONS },
+  },
 ];
 
 export type Labels = Readonly<Record<string, string>>;

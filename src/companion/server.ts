@@ -37,6 +37,8 @@ export class ReportServer {
   private readonly now: () => number;
   /** Totals since this process started, for STATUS=. */
   instancesSeen = 0;
+  /** Commands every instance gets as soon as it connects (the current VERBOSE level). */
+  greeting: () => ReportCommand[] = () => [];
 
   constructor(o: { registry: MetricsRegistry; log: Logger; now?: () => number }) {
     this.registry = o.registry;
@@ -86,6 +88,10 @@ export class ReportServer {
     const instance: Instance = { socket, state: newInstanceState() };
     this.instances.add(instance);
     this.instancesSeen++;
+    for (const command of this.greeting()) {
+      const line = encodeLine(command);
+      if (line !== undefined) socket.write(line);
+    }
     const splitter = new LineSplitter();
     socket.on('data', (data: Buffer) => {
       const { lines, overlong } = splitter.push(data);

@@ -1,5 +1,6 @@
 // `control { ... }`: the UDP control socket (beng-proxy control protocol).
 import { parseIPv4, parseIPv6, type Address, type InetAddress } from './address.ts';
+import { cidrContains } from '../auth/address-match.ts';
 import { ConfigError, type Location } from './errors.ts';
 import type { LineCursor } from './lexer.ts';
 import type { LineContext } from './reader.ts';
@@ -30,6 +31,13 @@ const ATTRIBUTES = new Map<string, AttributeHandler<ControlDraft>>([
   ['interface', (d, c) => {
     d.interface = readValue(c);
   }],
+  // Not in the original (which lets any UDP sender run TERMINATE_CHILDREN): the senders whose
+  // datagrams may change behaviour. A network with host bits set is refused as a likely typo.
+  ['allow_from', (d, c) => {
+    const v = readValue(c);
+    if (cidrContains(v, '0.0.0.0') === 'invalid' || v.includes('%')) throw c.failLast('Not a valid address or network');
+    (d.allowFrom ??= []).push(v);
+  }],
 ]);
 
 /** An IPv6 wildcard socket cannot join an IPv4 group, so such a bind falls back to 0.0.0.0. */
@@ -56,6 +64,8 @@ export class ControlBlock implements BlockParser {
   finish(): void {
     const { bind } = this.draft;
     if (bind === undefined) throw new ConfigError('Bind address is missing');
+    // Local senders are judged by their uid; an address list there would suggest otherwise.
+    if (bind.kind === 'unix' && this.draft.allowFrom !== undefined) throw new ConfigError("'allow_from' works only with UDP sockets");
     this.config.controls.push({ ...this.draft, bind: adjustBindForGroup(bind, this.draft.multicastGroup) });
   }
 }

@@ -64,6 +64,11 @@ export interface ControlConfig extends Origin {
   bind: Address;
   multicastGroup?: Address;
   interface?: string;
+  /**
+   * lukko extension (`allow_from`): networks (`addr/len`) or single addresses whose UDP
+   * datagrams may run commands that change behaviour. Absent: none may (docs/companion.md).
+   */
+  allowFrom?: string[];
 }
 
 export interface PrometheusExporterConfig extends Origin {

@@ -74,11 +74,11 @@ export function setLogLevel(root: Logger, level: string): void {
 }
 
 /**
- * VERBOSE's levels (spec §3.4: 0 quiet, 1 the default, more is more) in pino's terms: 0 warn,
- * 1 info, 2 debug, 3 and above trace.
+ * VERBOSE's levels (spec §3.4: 0 quiet, 1 the default, more is more) in pino's terms: 0 error,
+ * 1 info, 2 debug, 3 and above trace. The companion and every instance use this one mapping.
  */
 export function verboseLevel(level: number): string {
-  return level <= 0 ? 'warn' : level === 1 ? 'info' : level === 2 ? 'debug' : 'trace';
+  return level <= 0 ? 'error' : level === 1 ? 'info' : level === 2 ? 'debug' : 'trace';
 }
 
 export function createLogger(opts: { fd: number; mode: LogMode; level?: string; base?: Record<string, unknown> }): Logger {

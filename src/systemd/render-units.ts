@@ -218,14 +218,14 @@ export function renderSocketDropIn(config: Config): RenderedDropIn {
       notes.push(`${label(l)}: ${inert.join(', ')} need no socket setting; they take effect only with a translation server, hostbased authentication or proxying, which this release does not offer`);
     }
     if (l.zeroconfService) {
-      notes.push(`${label(l)}: zeroconf_service "${l.zeroconfService}" is not published: no long-running lukko process registers with Avahi under socket activation; a systemd.dnssd(5) file can announce the port instead`);
+      notes.push(`${label(l)}: zeroconf_service "${l.zeroconfService}" is not announced by the socket unit: lukko-companion.service announces it through avahi-daemon (docs/companion.md)`);
     }
     const unsupported = unsupportedSettings(config, l);
     for (const m of unsupported.fatal) notes.push(`${label(l)}: lukko refuses its connections (exit 78, a failed instance) because ${m}`);
     for (const m of unsupported.ignored) notes.push(`${label(l)}: ignored by lukko: ${m}`);
   }
   if (config.controls.length || config.prometheusExporters.length) {
-    notes.push('control and prometheus_exporter blocks are not rendered: they need a long-running process, and lukko.socket carries SSH only');
+    notes.push('control and prometheus_exporter blocks are not rendered: lukko-companion.service serves them, and lukko.socket carries SSH only');
   }
 
   if (problems.length) {

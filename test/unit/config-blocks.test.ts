@@ -46,6 +46,17 @@ test('control: multicast_group, and an IPv4 group moves an IPv6 wildcard bind to
   fails('control {\n bind "*"\n multicast_group "*"\n}', 'Failed to resolve "*":"5478": Name or service not known', 3, '*');
 });
 
+test('control: allow_from (lukko extension) lists networks or addresses, UDP only', () => {
+  const c = parse('control {\n bind "*"\n allow_from "192.0.2.0/24"\n allow_from 2001:db8::7\n}').controls[0]!;
+  assert.deepEqual(c.allowFrom, ['192.0.2.0/24', '2001:db8::7']);
+  assert.equal(parse('control {\n bind "*"\n}').controls[0]!.allowFrom, undefined);
+  fails('control {\n bind "*"\n allow_from "192.0.2.1/24"\n}', 'Not a valid address or network', 3, '"192.0.2.1/24"');
+  fails('control {\n bind "*"\n allow_from "ctl.example"\n}', 'Not a valid address or network', 3, '"ctl.example"');
+  fails('control {\n bind "*"\n allow_from "fe80::1%eth0"\n}', 'Not a valid address or network', 3, '"fe80::1%eth0"');
+  fails('control {\n bind "*"\n allow_from\n}', 'Value expected', 3, 'allow_from');
+  fails('control {\n bind "@ctl"\n allow_from "127.0.0.1"\n}', "'allow_from' works only with UDP sockets", 4, '}');
+});
+
 test('prometheus_exporter: bind (default 9100), interface, mode, v6only, reuse_port', () => {
   const e = parse('prometheus_exporter {\n bind "*"\n interface eth0\n v6only yes\n reuse_port yes\n}').prometheusExporters[0]!;
   assert.deepEqual(e, {

@@ -117,7 +117,7 @@ test('what systemd cannot express is listed in the notes and as comments in the 
   has(/ack_timeout 30 \(TCP_USER_TIMEOUT\) has no \[Socket\] setting/);
   has(/lukko applies verbose_errors itself, per connection/);
   has(/: tag need no socket setting; they take effect only with a translation server/);
-  has(/zeroconf_service "lukko" is not published/);
+  has(/zeroconf_service "lukko" is not announced by the socket unit: lukko-companion.service announces it/);
   has(/^tarpit: held by lukko-companion\.service/);
   has(/ignored by lukko: .*pond_server/);
   // Every note is in the file too, as comment lines below the settings.

@@ -4,6 +4,7 @@
 // publisher. Whatever is not acted on is counted in lukko_companion_control_rejected and logged
 // (rate-limited: a flood must not flood the journal too).
 import type { Logger } from '../log/logger.ts';
+import { verboseLevel } from '../log/logger.ts';
 import type { ReceivedDatagram } from './control-frames.ts';
 import { judgeSender, planDatagram } from './control-permission.ts';
 import type { RunnableAction, SenderPolicy } from './control-permission.ts';
@@ -14,7 +15,7 @@ import type { ReportCommand } from './report-protocol.ts';
 const LOG_BUDGET_PER_MINUTE = 20;
 
 /** Control VERBOSE levels as pino levels: the instances' mapping (log/logger.ts). */
-export { verboseLevel as verboseLogLevel } from '../log/logger.ts';
+export const verboseLogLevel = verboseLevel;
 
 export interface ControlTargets {
   /** Sends a command to every connected instance; returns how many got it. */

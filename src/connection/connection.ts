@@ -79,8 +79,10 @@ export class Connection {
     this.link = new CompanionLink(opts.companionSocket, this.log);
     this.link.on({
       verbose: (level) => {
-        setLogLevel(opts.log, verboseLevel(level));
-        this.log.info({ level, logLevel: verboseLevel(level) }, 'log level set by the companion');
+        const name = verboseLevel(level);
+        if (name === opts.log.level) return;
+        setLogLevel(opts.log, name);
+        this.log.info({ verbose: level, logLevel: name }, 'log level set by the companion (VERBOSE)');
       },
       terminateChildren: (tag) => this.terminateTagged(tag),
     });

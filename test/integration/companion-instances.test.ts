@@ -3,19 +3,25 @@
 // are held by the companion across instances and sources; with the companion gone or silent,
 // logins still work and nothing waits long.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
-import { MAIN, NODE, ROOT, authorize, cleanup, copyArgs, freePort, keyLine, makeWorld, run, settled, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
+import { authorize, cleanup, copyArgs, keyLine, makeWorld, run, settled, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
+import type { Companion } from '../helpers/companion.ts';
+import { sample, scrape, startCompanion as start } from '../helpers/companion.ts';
 
 let world: World;
-const procs: ChildProcess[] = [];
+const companions: Companion[] = [];
 const servers: Server[] = [];
+
+async function startCompanion(name: string): Promise<Companion> {
+  const c = await start(world.dir, name);
+  companions.push(c);
+  return c;
+}
 
 before(() => {
   world = makeWorld({ keyTypes: { good: ['ed25519'], bad: ['ed25519'] } });
@@ -23,67 +29,9 @@ before(() => {
 });
 after(async () => {
   for (const s of servers) await s.stop();
-  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  for (const c of companions) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
   cleanup(world);
 });
-
-interface Companion {
-  proc: ChildProcess;
-  out(): string;
-  metricsPort: number;
-  socket: string;
-  stop(): Promise<void>;
-}
-
-async function startCompanion(name: string): Promise<Companion> {
-  const metricsPort = await freePort();
-  const config = join(world.dir, `${name}-companion.conf`);
-  writeFileSync(config, `prometheus_exporter {\n  bind "127.0.0.1:${metricsPort}"\n}\n`);
-  const socket = join(world.dir, `${name}.socket`);
-  const proc = spawn(NODE, [MAIN, 'companion', '--config', config, '--state', join(world.dir, `${name}-state.json`), '--report-socket', socket, '--log-level', 'info'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/lukko-compile') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  procs.push(proc);
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 15_000;
-  while (!out.includes('companion ready')) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`companion did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    proc,
-    out: () => out,
-    metricsPort,
-    socket,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.kill('SIGTERM');
-      }),
-  };
-}
-
-function scrape(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-}
-
-function sample(body: string, key: string): number {
-  const line = body.split('\n').find((l) => l.startsWith(`${key} `));
-  assert.ok(line, `no sample ${key}`);
-  return Number(line.slice(key.length + 1));
-}
 
 function listener(lines: string): void {
   writeFileSync(world.configPath, `listener {\n  bind "127.0.0.1:22"\n${lines}}\n`);

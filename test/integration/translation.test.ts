@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { hashPassword } from '../../src/translation-server/password-hash.ts';
 import type { Server, World } from '../helpers/fixture.ts';
 import { cleanup, copyArgs, MAIN, makeWorld, NODE, publicKey, ROOT, run, settled, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
-import { sshPassword } from '../helpers/translation.ts';
+import { sshPassword, startTranslationServer } from '../helpers/translation.ts';
 
 const PASSWORD = 'correct horse battery staple';
 let world: World;
@@ -77,29 +77,6 @@ authorized_keys[] = ${key}
 user_namespace = true
 pid_namespace = true
 `;
-}
-
-function startTranslationServer(users: string, listen: string): Promise<{ proc: ChildProcess; out: () => string }> {
-  const proc = spawn(NODE, [MAIN, 'translation-server', '--users', users, '--listen', listen, '--log-level', 'debug'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/lukko-compile') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 15000;
-    const poll = setInterval(() => {
-      const ready = listen.startsWith('@') ? /listening|ready/i.test(out) : existsSync(listen);
-      if (ready) {
-        clearInterval(poll);
-        resolve({ proc, out: () => out });
-      } else if (proc.exitCode !== null || Date.now() > deadline) {
-        clearInterval(poll);
-        reject(new Error(`translation server did not start: ${out}`));
-      }
-    }, 25);
-  });
 }
 
 /** ssh options for programs that run ssh themselves (rsync -e, GIT_SSH_COMMAND), without the destination. */

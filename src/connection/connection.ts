@@ -13,6 +13,8 @@ import type { Logger } from '../log/logger.ts';
 import type { Peer } from '../session/command.ts';
 import { plainIp } from '../session/command.ts';
 import { SessionChannel } from '../session/session.ts';
+import type { UnitProperty } from '../spawn/unit-limits.ts';
+import { mayHaveOwnUnit } from '../spawn/unit-limits.ts';
 import { serverAlgorithms } from '../ssh/algorithms.ts';
 import { Server } from '../ssh/ssh2-lean.ts';
 import type { HostKey } from '../ssh/host-keys.ts';
@@ -36,6 +38,8 @@ export interface ConnectionOptions {
   /** Tests: a shorter wait for the translation server than the default 10 s. */
   translationTimeoutMs?: number;
   remote?: { address?: string; port?: number };
+  /** lukko.conf `spawn` resource limits, for the connection's unit at the first session. */
+  unitLimits?: UnitProperty[];
   exit(code: number): void;
 }
 
@@ -138,6 +142,7 @@ export class Connection {
       address,
       listenerTag: listener.tag,
       peek: !!(listener.proxyTo || listener.proxyToZeroconf),
+      isolationSupport: { unitLimits: mayHaveOwnUnit() },
       ...(this.opts.translationTimeoutMs !== undefined ? { timeoutMs: this.opts.translationTimeoutMs } : {}),
       onRequest: (user, withPassword) => this.log.debug({ user, password: withPassword }, 'translation request'),
     });
@@ -154,6 +159,7 @@ export class Connection {
       peer: this.peer,
       verboseErrors: this.opts.listener.verboseErrors,
       execRejectStderr: this.opts.listener.execRejectStderr,
+      ...(this.opts.unitLimits?.length ? { unitLimits: this.opts.unitLimits } : {}),
       agentSocket: () => this.forwarding?.agentSocket(),
       started: () => this.status(),
       ended: (done) => {

@@ -12,6 +12,9 @@ import type { Logger } from '../log/logger.ts';
 import type { PtySpec } from '../spawn/description.ts';
 import type { ExitInfo, UserProcess } from '../spawn/spawn.ts';
 import { spawnUserProcess } from '../spawn/spawn.ts';
+import type { SpawnDescription } from '../spawn/description.ts';
+import type { UnitProperty } from '../spawn/unit-limits.ts';
+import { setUnitLimits, unitProperty } from '../spawn/unit-limits.ts';
 import type { Peer, SessionRequest } from './command.ts';
 import { acceptedClientEnv, describeSession } from './command.ts';
 import { parsePartitionCommand } from './partition-command.ts';
@@ -37,10 +40,23 @@ export interface SessionHost {
   peer: Peer;
   verboseErrors: boolean;
   execRejectStderr: boolean;
+  /** lukko.conf `spawn` resource limits for the connection's unit. */
+  unitLimits?: UnitProperty[];
   /** ssh -A: the connection's agent socket, made on first use; undefined when refused. */
   agentSocket(): string | undefined;
   started(s: SessionChannel): void;
   ended(s: SessionChannel): void;
+}
+
+/** The account's CGROUP_SET as unit properties; login.ts let only mappable ones through. */
+function cgroupProperties(account: Account): UnitProperty[] {
+  const out: UnitProperty[] = [];
+  for (const { name, value } of account.spawn?.isolation?.cgroupSet ?? []) {
+    const props = unitProperty(name, value);
+    if (props === undefined) throw new Error(`CGROUP_SET ${name} cannot be enforced`);
+    out.push(...props);
+  }
+  return out;
 }
 
 type Accept = (() => void) | undefined;
@@ -193,13 +209,17 @@ export class SessionChannel {
   private start(accept: AcceptChannel, reject: Reject, request: SessionRequest, account: Account): void {
     if (this.request || this.closed) return reject?.();
     const { policy, peer, log } = this.host;
-    // Fail closed: home-read-only needs a private mount namespace, which only the session
-    // isolation of a later release provides. Until then such a key gets no process at all.
-    if (policy.homeReadOnly) {
-      log.warn({ origin: policy.origins }, 'session refused: home-read-only cannot be enforced by this release');
+    let desc: SpawnDescription;
+    let limits: UnitProperty[];
+    try {
+      limits = [...(this.host.unitLimits ?? []), ...cgroupProperties(account)];
+      desc = describeSession({ account, policy, request, peer, clientEnv: this.env, pty: this.pty, ...(this.agentPath ? { agentSocket: this.agentPath } : {}) });
+    } catch (err) {
+      // A container the spawner cannot describe (a bug: login.ts lets only enforceable
+      // isolation through): no process rather than a process with less isolation.
+      log.error({ err: (err as Error).message }, 'session refused: isolation cannot be set up');
       return reject?.();
     }
-    const desc = describeSession({ account, policy, request, peer, clientEnv: this.env, pty: this.pty, ...(this.agentPath ? { agentSocket: this.agentPath } : {}) });
     // Accept at once: ssh2 drops channel data and EOF that arrive before the channel object
     // exists, and the client may send both right after the request.
     const channel = accept();
@@ -213,7 +233,11 @@ export class SessionChannel {
       'session start',
     );
     this.host.started(this);
-    spawnUserProcess(desc).then(
+    const cgroup = account.spawn?.isolation?.cgroup;
+    const ready = limits.length > 0
+      ? setUnitLimits(limits).then((unit) => log.info({ unit, limits, cgroup }, 'resource limits on the connection\'s unit'))
+      : Promise.resolve();
+    ready.then(() => spawnUserProcess(desc)).then(
       (proc) => this.attach(proc, channel),
       (err: Error) => {
         log.warn({ session: this.id, err: err.message }, 'spawn failed');

@@ -87,6 +87,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -1159,6 +1160,20 @@ static void isolate_and_drop(struct options *o, int *exec_fd)
 		if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
 			fprintf(stderr, "lukko-exec: could regain root after dropping it\r\n");
 			_exit(126);
+		}
+		/*
+		 * A user namespace's creator holds every capability in it, and a uid change
+		 * there does not clear them (its old uid is not the namespace's root). execve
+		 * would; a program from the host in lukko-jail.so never execs. So drop them.
+		 */
+		if (uid != 0) {
+			struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+			struct __user_cap_data_struct d[2];
+			memset(d, 0, sizeof d);
+			if (syscall(SYS_capset, &h, d) < 0)
+				fail(126, "capset", NULL);
+			if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+				fail(126, "prctl", "PR_CAP_AMBIENT_CLEAR_ALL");
 		}
 		/* a fork above cleared it, and a uid change does too */
 		if ((o->pid_ns || o->userns) && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)

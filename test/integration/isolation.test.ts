@@ -205,6 +205,22 @@ describe('session isolation', { skip }, () => {
     assert.equal(st.stdout.trim(), String(ids.uid));
   });
 
+  for (const user of ['userns', 'pidns', 'netns']) {
+    test(`${user}: the child inherits no capabilities, groups, file descriptors or environment of the server`, async () => {
+      const r = await ssh(server, world.keys.ed25519, user, ['grep -E "^(CapInh|CapPrm|CapEff|CapAmb|Groups):" /proc/self/status; echo ---; ls /proc/self/fd; echo ---; env | cut -d= -f1 | sort']);
+      assert.equal(r.code, 0, r.stderr);
+      const [status, fds, env] = r.stdout.split('---\n') as [string, string, string];
+      for (const cap of ['CapInh', 'CapPrm', 'CapEff', 'CapAmb']) assert.match(status, new RegExp(`^${cap}:\\s+0+$`, 'm'));
+      // Only the account's group (the response gave no supplementary groups).
+      assert.match(status, /^Groups:\s*(\d+)?\s*$/m);
+      assert.ok(!/^Groups:.*\b0\b/m.test(status), status);
+      // 0-2, and 3 for the directory ls reads
+      assert.deepEqual(lines(fds), ['0', '1', '2', '3']);
+      const allowed = new Set(['HOME', 'LOGNAME', 'MAIL', 'PATH', 'PWD', 'SHELL', 'SHLVL', 'SSH_CLIENT', 'SSH_CONNECTION', 'USER', '_']);
+      assert.deepEqual(lines(env).filter((n) => !allowed.has(n)), []);
+    });
+  }
+
   test('home-read-only: reading works, writing fails; the same user through another key can write', async () => {
     writeFileSync(join(homes.rohome!, 'readme'), 'readable\n');
     const ro = await ssh(server, world.keys.ed25519, 'rohome', ['cat readme; touch new 2>&1; echo $?']);

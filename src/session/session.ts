@@ -235,7 +235,15 @@ export class SessionChannel {
     this.host.started(this);
     const cgroup = account.spawn?.isolation?.cgroup;
     const ready = limits.length > 0
-      ? setUnitLimits(limits).then((unit) => log.info({ unit, limits, cgroup }, 'resource limits on the connection\'s unit'))
+      ? setUnitLimits(limits).then(
+        (unit) => log.info({ unit, limits, cgroup }, 'resource limits on the connection\'s unit'),
+        (err: Error) => {
+          // Fail closed: no process without its limits. The client hears that, not why.
+          log.warn({ session: this.id, limits, err: err.message }, 'session refused: resource limits cannot be enforced');
+          channel.stderr.write('lukko: session refused: its resource limits cannot be enforced\r\n');
+          throw err;
+        },
+      )
       : Promise.resolve();
     ready.then(() => spawnUserProcess(desc)).then(
       (proc) => this.attach(proc, channel),

@@ -5,7 +5,7 @@
 // of its own there is nowhere to put them, and the login or the connection is refused
 // (fail closed): a limit is never dropped.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { MemoryLimit, SpawnResources, SwapLimit } from '../config/schema.ts';
 
 /** One systemd property assignment, `Name=value`. */
@@ -137,22 +137,84 @@ function ownUnit(): Promise<string> {
   return unit;
 }
 
+const SUFFIX: Readonly<Record<string, number>> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/** A property's value as a number to compare (Infinity for none), or undefined. */
+function magnitude(value: string): { n: number; unit: string } | undefined {
+  if (value === 'infinity' || value === '') return { n: Infinity, unit: '' };
+  let m = /^([0-9]+)([KMGT]?)$/.exec(value);
+  if (m) return { n: Number(m[1]) * SUFFIX[m[2]!]!, unit: '' };
+  m = /^([0-9]+(?:\.[0-9]+)?)%$/.exec(value);
+  if (m) return { n: Number(m[1]), unit: '%' };
+  m = /^([0-9]+)us$/.exec(value);
+  if (m) return { n: Number(m[1]), unit: 'us' };
+  return undefined;
+}
+
+const key = (p: UnitProperty): string => p.slice(0, p.indexOf('='));
+const val = (p: UnitProperty): string => p.slice(p.indexOf('=') + 1);
+
 /**
- * Puts the properties on the connection's unit (each one once; a repeated property keeps
- * the first value, so a later, different request cannot loosen it: it is refused).
- * Throws when they cannot be applied.
+ * Pure: of two values for one property, the stricter (the smaller limit; restrictions only
+ * add up). Throws when they cannot be compared (64M against 50%).
+ */
+export function stricter(a: UnitProperty, b: UnitProperty): UnitProperty {
+  if (a === b) return a;
+  const x = magnitude(val(a));
+  const y = magnitude(val(b));
+  if (x === undefined || y === undefined || (x.unit !== y.unit && x.n !== Infinity && y.n !== Infinity)) {
+    throw new Error(`${key(a)}: cannot combine ${val(a)} and ${val(b)}`);
+  }
+  return y.n < x.n ? b : a;
+}
+
+/** Pure: one value per property, the stricter where two sources name it. */
+export function mergeUnitProperties(props: readonly UnitProperty[]): UnitProperty[] {
+  const out = new Map<string, UnitProperty>();
+  for (const p of props) {
+    const before = out.get(key(p));
+    out.set(key(p), before === undefined ? p : stricter(before, p));
+  }
+  return [...out.values()];
+}
+
+/**
+ * Puts the properties on the connection's unit. A property already set keeps the stricter
+ * of the two values, so a later session can tighten a limit but never loosen it. Throws
+ * when they cannot be applied.
  */
 export async function setUnitLimits(props: readonly UnitProperty[]): Promise<string> {
   const name = await ownUnit();
   const todo: string[] = [];
-  for (const p of props) {
-    const key = p.slice(0, p.indexOf('='));
-    const before = applied.get(key);
-    if (before === undefined) todo.push(p);
-    else if (before !== p) throw new Error(`${key} is already ${before.slice(key.length + 1)} for this connection; cannot also be ${p.slice(key.length + 1)}`);
+  for (const p of mergeUnitProperties(props)) {
+    const before = applied.get(key(p));
+    const next = before === undefined ? p : stricter(before, p);
+    if (next !== before) todo.push(next);
   }
   if (todo.length === 0) return name;
   await systemctl(['set-property', '--runtime', name, ...todo]);
-  for (const p of todo) applied.set(p.slice(0, p.indexOf('=')), p);
+  // systemd accepts a limit whose controller the unit does not have (a cgroup v1 or
+  // hybrid host, a container without delegation) and nothing enforces it. Fail closed.
+  const dir = cgroupDir(readFileSync('/proc/self/cgroup', 'utf8'), readFileSync('/proc/self/mounts', 'utf8'));
+  for (const p of todo) {
+    const file = CONTROLLER_FILE[key(p)];
+    if (file === undefined || dir === undefined || !existsSync(`${dir}/${file}`)) {
+      throw new Error(`${key(p)} cannot be enforced: ${name} has no ${file ?? 'cgroup'} (the ${file?.split('.')[0] ?? ''} controller is not enabled for it)`);
+    }
+    applied.set(key(p), p);
+  }
   return name;
+}
+
+/** The cgroup v2 file each property writes: it exists only where the controller is enabled. */
+const CONTROLLER_FILE: Readonly<Record<string, string>> = {
+  MemoryMax: 'memory.max', MemoryHigh: 'memory.high', MemoryLow: 'memory.low', MemoryMin: 'memory.min', MemorySwapMax: 'memory.swap.max',
+  TasksMax: 'pids.max', CPUWeight: 'cpu.weight', IOWeight: 'io.weight', CPUQuota: 'cpu.max', CPUQuotaPeriodSec: 'cpu.max',
+};
+
+/** Pure: this process's cgroup v2 directory, where cgroup2 is mounted (/sys/fs/cgroup, or …/unified on a hybrid host). */
+export function cgroupDir(procSelfCgroup: string, procMounts: string): string | undefined {
+  const line = procSelfCgroup.split('\n').find((l) => l.startsWith('0::/'));
+  const mount = procMounts.split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+  return line === undefined || mount === undefined ? undefined : `${mount}${line.slice(3)}`.replace(/\/$/, '');
 }

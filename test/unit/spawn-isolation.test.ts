@@ -194,3 +194,18 @@ test('which isolation refuses a login: cgroup settings only without a unit of it
   assert.deepEqual(login.unenforceable, []);
   assert.deepEqual(login.account.spawn?.isolation?.cgroupSet, [{ name: 'memory.max', value: '64M' }]);
 });
+
+test('unit properties from two sources: the stricter value wins; incomparable ones refuse', async () => {
+  const { mergeUnitProperties } = await import('../../src/spawn/unit-limits.ts');
+  assert.deepEqual(mergeUnitProperties(['TasksMax=77', 'MemoryMax=1G', 'TasksMax=50', 'MemoryMax=infinity', 'MemoryMax=64M']), ['TasksMax=50', 'MemoryMax=64M']);
+  assert.deepEqual(mergeUnitProperties(['CPUQuota=50%', 'CPUQuota=20%']), ['CPUQuota=20%']);
+  assert.throws(() => mergeUnitProperties(['MemoryHigh=50%', 'MemoryHigh=64M']), /cannot combine 50% and 64M/);
+});
+
+test('cgroupDir: the process\'s cgroup under wherever cgroup2 is mounted', async () => {
+  const { cgroupDir } = await import('../../src/spawn/unit-limits.ts');
+  const self = '1:name=systemd:/x\n0::/system.slice/lukko@1.service\n';
+  assert.equal(cgroupDir(self, 'cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n'), '/sys/fs/cgroup/system.slice/lukko@1.service');
+  assert.equal(cgroupDir(self, 'tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n'), '/sys/fs/cgroup/unified/system.slice/lukko@1.service');
+  assert.equal(cgroupDir(self, 'tmpfs /sys/fs/cgroup tmpfs rw 0 0\n'), undefined);
+});

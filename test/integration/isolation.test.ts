@@ -93,6 +93,17 @@ mount_home = /home/sftpjail
 [sftpjail:sftp]
 execute = /usr/lib/openssh/sftp-server
 `,
+    account('utsipc', home('utsipc'), 'uts_hostname = lukko-box\nipc_namespace = true\ncgroup_namespace = true\n'),
+    `
+[chrooted]
+uid = ${uid}
+gid = ${gid}
+home = ${busyboxHome('chrooted')}
+shell = /bin/sh
+authorized_keys[] = ${key}
+setenv[] = PATH=/bin
+chroot = ${homes.chrooted}
+`,
     account('missing', home('missing'), 'bind_mount[] = /nonexistent-lukko-source /data\n'),
     account('optional', home('optional'), 'mount_root_tmpfs = true\nmount_home = /home/optional\nbind_mount_exec[] = /usr /usr\nbind_mount[] = /nonexistent-lukko-source /data optional\nsymlink[] = usr/bin /bin\nsymlink[] = usr/lib /lib\nsymlink[] = usr/lib64 /lib64\nwrite_file[] = /motd hello from the container\nmount_tmp_tmpfs = size=1M\n'),
   ].join('');
@@ -175,6 +186,13 @@ describe('session isolation', { skip }, () => {
     assert.ok(procs.length <= 3, r.stdout);
   });
 
+  test('PID namespace with a pty: an interactive login shell works, job control included, and its exit status comes back', async () => {
+    const r = await ssh(server, world.keys.ed25519, 'pidns', [], { extra: ['-tt'], input: 'sleep 30 &\njobs; kill %1; wait; echo pid=$$; exit 3\n' });
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stdout, /\[1\]\+\s+Running\s+sleep 30 &/);
+    assert.match(r.stdout, /pid=2\r?\n/);
+  });
+
   test('network namespace: only lo, and it is up; TCP forwarding is refused', async () => {
     const r = await ssh(server, world.keys.ed25519, 'netns', ["tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip -o link show lo | grep -c UP"]);
     assert.equal(r.code, 0, r.stderr);
@@ -190,6 +208,23 @@ describe('session isolation', { skip }, () => {
     const r = await ssh(server, world.keys.ed25519, 'netnsnamed', ["tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(lines(r.stdout), ['lo', 'lukkoveth0', 'lukkoveth1']);
+  });
+
+  test('UTS, IPC and cgroup namespaces: the host name is the response\'s, the namespaces are not the server\'s', async () => {
+    const r = await ssh(server, world.keys.ed25519, 'utsipc', ['hostname; readlink /proc/self/ns/ipc /proc/self/ns/cgroup; cat /proc/self/cgroup | tail -1']);
+    assert.equal(r.code, 0, r.stderr);
+    const [hostname, ipc, cgroupNs, cgroup] = lines(r.stdout);
+    assert.equal(hostname, 'lukko-box');
+    const ours = (await run('readlink', ['/proc/self/ns/ipc', '/proc/self/ns/cgroup'])).stdout.trim().split('\n');
+    assert.notEqual(ipc, ours[0]);
+    assert.notEqual(cgroupNs, ours[1]);
+    assert.match(cgroup ?? '', /^0::\/$/); // the session's own cgroup is its root
+  });
+
+  test('CHROOT: the session\'s / is that directory', async () => {
+    const r = await ssh(server, world.keys.ed25519, 'chrooted', ['ls /; pwd']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(lines(r.stdout), ['bin', '/']);
   });
 
   test('user namespace with a mapped uid: /proc/self/uid_map matches the response', async () => {

@@ -209,3 +209,13 @@ test('cgroupDir: the process\'s cgroup under wherever cgroup2 is mounted', async
   assert.equal(cgroupDir(self, 'tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n'), '/sys/fs/cgroup/unified/system.slice/lukko@1.service');
   assert.equal(cgroupDir(self, 'tmpfs /sys/fs/cgroup tmpfs rw 0 0\n'), undefined);
 });
+
+test('lukko.conf spawn resources: exit 78 without a unit of their own, accepted (and rendered as such) under systemd', async () => {
+  const { parseConfigText } = await import('../../src/config/index.ts');
+  const { unsupportedSettings } = await import('../../src/connection/unsupported.ts');
+  const config = parseConfigText('listener {\n  bind "*:22"\n}\nspawn {\n  TasksMax 77\n  MemoryMax 1G\n}\n', { path: '/etc/lukko/lukko.conf' });
+  const listener = config.listeners[0]!;
+  assert.match(unsupportedSettings(config, listener).fatal.join(), /spawn resource limits need lukko to run as lukko@\.service/);
+  assert.deepEqual(unsupportedSettings(config, listener, { unitLimits: true }).fatal, []);
+  assert.deepEqual(resourceProperties(config.spawn.resources), ['TasksMax=77', 'MemoryMax=1073741824']);
+});

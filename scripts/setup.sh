@@ -13,7 +13,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # 1. Debian packages: compilers for native addons, libsystemd-dev (sd-notify), the OpenSSH
 #    peers the tests and benchmarks drive, util-linux for spawning, and prometheus for
 #    `promtool check metrics` on the companion's output.
-PKGS="build-essential python3 libsystemd-dev openssh-client openssh-server openssh-sftp-server util-linux procps iproute2 socat python3-paramiko dropbear-bin putty-tools ruby-net-ssh rsync git prometheus"
+PKGS="build-essential python3 libsystemd-dev openssh-client openssh-server openssh-sftp-server util-linux procps iproute2 busybox-static socat python3-paramiko dropbear-bin putty-tools ruby-net-ssh rsync git prometheus"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -2,6 +2,7 @@
 // (files, LDAP, sssd, systemd-userdb ... whatever nsswitch.conf says), via getent(1): Node has
 // no getpwnam(3), and an addon for one call per login is not worth its load time.
 import { execFile } from 'node:child_process';
+import type { Isolation } from '../translation/execute-options.ts';
 import type { Rlimits } from '../translation/rlimits.ts';
 
 /**
@@ -22,6 +23,8 @@ export interface AccountSpawnOptions {
   execute?: string;
   /** CHILD_TAG values, for the companion's TERMINATE_CHILDREN. */
   childTags: string[];
+  /** Namespaces, mounts, chroot, cgroup settings (only packets lukko enforces get this far). */
+  isolation?: Isolation;
 }
 
 export interface Account {

@@ -19,6 +19,8 @@ import { countTraffic } from './traffic.ts';
 import type { Peer } from '../session/command.ts';
 import { plainIp } from '../session/command.ts';
 import { SessionChannel } from '../session/session.ts';
+import type { UnitProperty } from '../spawn/unit-limits.ts';
+import { mayHaveOwnUnit } from '../spawn/unit-limits.ts';
 import { serverAlgorithms } from '../ssh/algorithms.ts';
 import { Server } from '../ssh/ssh2-lean.ts';
 import type { HostKey } from '../ssh/host-keys.ts';
@@ -44,6 +46,8 @@ export interface ConnectionOptions {
   remote?: { address?: string; port?: number };
   /** The companion's report socket (`@name`: abstract); undefined: none. */
   companionSocket?: string;
+  /** lukko.conf `spawn` resource limits, for the connection's unit at the first session. */
+  unitLimits?: UnitProperty[];
   exit(code: number): void;
 }
 
@@ -219,6 +223,7 @@ export class Connection {
       address,
       listenerTag: listener.tag,
       peek: !!(listener.proxyTo || listener.proxyToZeroconf),
+      isolationSupport: { unitLimits: mayHaveOwnUnit() },
       ...(this.opts.translationTimeoutMs !== undefined ? { timeoutMs: this.opts.translationTimeoutMs } : {}),
       onRequest: (user, withPassword) => this.log.debug({ user, password: withPassword }, 'translation request'),
     });
@@ -235,6 +240,7 @@ export class Connection {
       peer: this.peer,
       verboseErrors: this.opts.listener.verboseErrors,
       execRejectStderr: this.opts.listener.execRejectStderr,
+      ...(this.opts.unitLimits?.length ? { unitLimits: this.opts.unitLimits } : {}),
       agentSocket: () => this.forwarding?.agentSocket(),
       childEvent: (e) => this.link.event(e),
       started: () => this.status(),

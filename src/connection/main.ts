@@ -12,6 +12,7 @@ import { takeListenFds } from '../systemd/listen-fds.ts';
 import { companionSocketPath } from './companion-link.ts';
 import { Connection } from './connection.ts';
 import { unsupportedSettings } from './unsupported.ts';
+import { mayHaveOwnUnit, resourceProperties } from '../spawn/unit-limits.ts';
 
 function sameSocket(a: number, b: number): boolean {
   try {
@@ -91,7 +92,7 @@ export function main(argv: string[]): void {
       ? { address: socket.localAddress, port: socket.localPort ?? 0, family: socket.localFamily }
       : { path: '' };
   const { listener } = selectListener(config.listeners, local);
-  const unsupported = unsupportedSettings(config, listener);
+  const unsupported = unsupportedSettings(config, listener, { unitLimits: mayHaveOwnUnit() });
   if (unsupported.fatal.length) fatal(log, EXIT_CONFIG, unsupported.fatal.join('; '));
   for (const message of unsupported.ignored) log.warn(message);
   let hostKeys;
@@ -111,6 +112,7 @@ export function main(argv: string[]): void {
     // systemd's REMOTE_ADDR/REMOTE_PORT: a reset connection has no peer address left to ask
     remote: { address: process.env.REMOTE_ADDR, port: Number(process.env.REMOTE_PORT) || undefined },
     ...(companionSocketPath() ? { companionSocket: companionSocketPath()! } : {}),
+    unitLimits: resourceProperties(config.spawn.resources),
     exit: (code) => process.exit(code ?? EXIT_OK),
   });
   // `systemctl stop lukko@…` and shutdown: say goodbye and end the user's processes gently.

@@ -3,7 +3,8 @@
 import { basename } from 'node:path';
 import type { Account } from '../auth/account.ts';
 import type { Policy } from '../auth/policy.ts';
-import type { PtySpec, SpawnDescription } from '../spawn/description.ts';
+import type { PtySpec, SpawnDescription, SpawnIsolation } from '../spawn/description.ts';
+import { containerPath, spawnIsolation } from '../spawn/isolation.ts';
 
 export type SessionRequest =
   | { kind: 'shell' }
@@ -45,12 +46,15 @@ export function buildEnvironment(opts: {
   pty?: PtySpec;
   originalCommand?: string;
   agentSocket?: string;
+  /** HOME as the process sees it (in its container); null: it has none there. */
+  home?: string | null;
 }): [string, string][] {
   const { account, peer } = opts;
   const env = new Map<string, string>();
   env.set('USER', account.name);
   env.set('LOGNAME', account.name);
-  env.set('HOME', account.home);
+  const home = opts.home === undefined ? account.home : opts.home;
+  if (home !== null) env.set('HOME', home);
   env.set('SHELL', account.shell);
   env.set('PATH', account.uid === 0 ? ROOT_PATH : DEFAULT_PATH);
   env.set('MAIL', `/var/mail/${account.name}`);
@@ -72,9 +76,15 @@ export function buildEnvironment(opts: {
   return [...env];
 }
 
-/** The passwd(5) line of a translated account; none when a field cannot be written as one. */
-export function passwdEntry(account: Account): { passwdEntry?: string } {
-  const fields = [account.name, 'x', String(account.uid), String(account.gid), '', account.home, account.shell];
+/**
+ * The passwd(5) line of a translated account, as the process sees itself (in a user
+ * namespace, its ids there; in a container, its home there); none when a field cannot be
+ * written as one.
+ */
+export function passwdEntry(account: Account, iso?: SpawnIsolation): { passwdEntry?: string } {
+  const ids = iso?.userNamespace ?? { uid: account.uid, gid: account.gid };
+  const home = containerPath(account.home, iso) ?? '/';
+  const fields = [account.name, 'x', String(ids.uid), String(ids.gid), '', home, account.shell];
   return fields.some((f) => /[:\n\0]/.test(f)) ? {} : { passwdEntry: fields.join(':') };
 }
 
@@ -105,10 +115,14 @@ export function describeSession(opts: {
   } else if (request.kind !== 'shell') {
     command = request.command;
   }
-  const env = buildEnvironment({ account, peer: opts.peer, clientEnv: opts.clientEnv, pty: opts.pty, originalCommand, ...(opts.agentSocket ? { agentSocket: opts.agentSocket } : {}) });
+  const isolation = spawnIsolation({ isolation: spawn?.isolation, home: account.home, uid: account.uid, gid: account.gid, homeReadOnly: policy.homeReadOnly });
+  // In a container, HOME and the working directory are where the home appears there; a
+  // new root without the home in it has neither (the original's rule).
+  const home = containerPath(account.home, isolation);
+  const env = buildEnvironment({ account, peer: opts.peer, clientEnv: opts.clientEnv, pty: opts.pty, originalCommand, home: home ?? null, ...(opts.agentSocket ? { agentSocket: opts.agentSocket } : {}) });
   const base: Omit<SpawnDescription, 'file' | 'argv0' | 'args'> = {
     env,
-    cwd: spawn?.chdir ?? account.home,
+    cwd: spawn?.chdir ?? home ?? '/',
     uid: account.uid,
     gid: account.gid,
     groups: account.groups,
@@ -117,11 +131,19 @@ export function describeSession(opts: {
     ...(spawn?.umask !== undefined ? { umask: spawn.umask } : {}),
     ...(spawn?.rlimits !== undefined ? { rlimits: spawn.rlimits } : {}),
     ...(spawn?.noNewPrivs ? { noNewPrivs: true } : {}),
-    ...(account.source === 'translation' ? passwdEntry(account) : {}),
+    ...(account.source === 'translation' ? passwdEntry(account, isolation) : {}),
+    ...(isolation ? { isolation } : {}),
   };
   const argv0 = (fallback: string): string => spawn?.processName ?? fallback;
+  // Programs lukko or the translation server name by host path run from the host, so a
+  // jail needs no copy of them (lukko-exec --exec-host).
   if (request.kind === 'program' && policy.forcedCommand === undefined) {
-    return { ...base, file: request.file, argv0: argv0(basename(request.file)), args: request.args };
+    return { ...base, file: request.file, argv0: argv0(basename(request.file)), args: request.args, execFromHost: true };
+  }
+  // A jail (a new root or CHROOT) has no shell to run the sftp-server by, nor the server.
+  const jailed = isolation?.root !== undefined || isolation?.chroot !== undefined;
+  if (request.kind === 'subsystem' && policy.forcedCommand === undefined && jailed) {
+    return { ...base, file: request.command, argv0: argv0(basename(request.command)), args: [], execFromHost: true };
   }
   if (command === undefined) return { ...base, file: shell, argv0: argv0(`-${name}`), args: [] };
   // A top-level EXECUTE replaces the program an exec request runs, not its arguments (as

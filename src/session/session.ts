@@ -12,6 +12,9 @@ import type { Logger } from '../log/logger.ts';
 import type { PtySpec } from '../spawn/description.ts';
 import type { ExitInfo, UserProcess } from '../spawn/spawn.ts';
 import { spawnUserProcess } from '../spawn/spawn.ts';
+import type { SpawnDescription } from '../spawn/description.ts';
+import type { UnitProperty } from '../spawn/unit-limits.ts';
+import { setUnitLimits, unitProperty } from '../spawn/unit-limits.ts';
 import type { Peer, SessionRequest } from './command.ts';
 import { acceptedClientEnv, describeSession } from './command.ts';
 import { parsePartitionCommand } from './partition-command.ts';
@@ -37,12 +40,25 @@ export interface SessionHost {
   peer: Peer;
   verboseErrors: boolean;
   execRejectStderr: boolean;
+  /** lukko.conf `spawn` resource limits for the connection's unit. */
+  unitLimits?: UnitProperty[];
   /** ssh -A: the connection's agent socket, made on first use; undefined when refused. */
   agentSocket(): string | undefined;
   started(s: SessionChannel): void;
   ended(s: SessionChannel): void;
   /** Child process events for the companion's metrics (spawned, signalled, exited). */
   childEvent?(e: { t: 'spawn'; ok: boolean; seconds: number } | { t: 'kill' } | { t: 'exit' }): void;
+}
+
+/** The account's CGROUP_SET as unit properties; login.ts let only mappable ones through. */
+function cgroupProperties(account: Account): UnitProperty[] {
+  const out: UnitProperty[] = [];
+  for (const { name, value } of account.spawn?.isolation?.cgroupSet ?? []) {
+    const props = unitProperty(name, value);
+    if (props === undefined) throw new Error(`CGROUP_SET ${name} cannot be enforced`);
+    out.push(...props);
+  }
+  return out;
 }
 
 type Accept = (() => void) | undefined;
@@ -195,13 +211,17 @@ export class SessionChannel {
   private start(accept: AcceptChannel, reject: Reject, request: SessionRequest, account: Account): void {
     if (this.request || this.closed) return reject?.();
     const { policy, peer, log } = this.host;
-    // Fail closed: home-read-only needs a private mount namespace, which only the session
-    // isolation of a later release provides. Until then such a key gets no process at all.
-    if (policy.homeReadOnly) {
-      log.warn({ origin: policy.origins }, 'session refused: home-read-only cannot be enforced by this release');
+    let desc: SpawnDescription;
+    let limits: UnitProperty[];
+    try {
+      limits = [...(this.host.unitLimits ?? []), ...cgroupProperties(account)];
+      desc = describeSession({ account, policy, request, peer, clientEnv: this.env, pty: this.pty, ...(this.agentPath ? { agentSocket: this.agentPath } : {}) });
+    } catch (err) {
+      // A container the spawner cannot describe (a bug: login.ts lets only enforceable
+      // isolation through): no process rather than a process with less isolation.
+      log.error({ err: (err as Error).message }, 'session refused: isolation cannot be set up');
       return reject?.();
     }
-    const desc = describeSession({ account, policy, request, peer, clientEnv: this.env, pty: this.pty, ...(this.agentPath ? { agentSocket: this.agentPath } : {}) });
     // Accept at once: ssh2 drops channel data and EOF that arrive before the channel object
     // exists, and the client may send both right after the request.
     const channel = accept();
@@ -215,9 +235,21 @@ export class SessionChannel {
       'session start',
     );
     this.host.started(this);
+    const cgroup = account.spawn?.isolation?.cgroup;
+    const ready = limits.length > 0
+      ? setUnitLimits(limits).then(
+        (unit) => log.info({ unit, limits, cgroup }, 'resource limits on the connection\'s unit'),
+        (err: Error) => {
+          // Fail closed: no process without its limits. The client hears that, not why.
+          log.warn({ session: this.id, limits, err: err.message }, 'session refused: resource limits cannot be enforced');
+          channel.stderr.write('lukko: session refused: its resource limits cannot be enforced\r\n');
+          throw err;
+        },
+      )
+      : Promise.resolve();
     const t0 = performance.now();
     const spawned = (ok: boolean) => this.host.childEvent?.({ t: 'spawn', ok, seconds: (performance.now() - t0) / 1000 });
-    spawnUserProcess(desc).then(
+    ready.then(() => spawnUserProcess(desc)).then(
       (proc) => {
         spawned(true);
         this.attach(proc, channel);

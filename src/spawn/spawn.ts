@@ -7,7 +7,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { RLIM_INFINITY, type Rlimits } from '../translation/rlimits.ts';
-import type { SpawnDescription } from './description.ts';
+import type { SpawnDescription, SpawnIsolation } from './description.ts';
 import { termiosArgs } from './termios.ts';
 
 export class SpawnRefused extends Error {}
@@ -78,6 +78,67 @@ function rlimitArgs(rlimits: Rlimits): string[] {
   return a;
 }
 
+/** A value lukko-exec takes as one argv element: C strings end at NUL. */
+function cString(what: string, v: string): string {
+  if (v.includes('\0')) throw new SpawnRefused(`${what}: contains NUL`);
+  return v;
+}
+
+function absolutePath(what: string, v: string): string {
+  if (!v.startsWith('/')) throw new SpawnRefused(`${what}: ${JSON.stringify(v)} is not absolute`);
+  return cString(what, v);
+}
+
+/** The isolation part of the lukko-exec command line. Needs root: namespaces and mounts. */
+export function isolationArgs(iso: SpawnIsolation, desc: Pick<SpawnDescription, 'uid'>): string[] {
+  const a: string[] = [];
+  if (iso.userNamespace) {
+    const { uid, gid } = iso.userNamespace;
+    if (uid === 0 || desc.uid === 0) throw new SpawnRefused('a user namespace for root is not offered');
+    a.push('--userns', `${uid}:${gid}`);
+  }
+  if (iso.pidNamespace) a.push('--pid-ns');
+  if (iso.network?.kind === 'new') a.push('--net-ns');
+  if (iso.network?.kind === 'named') {
+    if (!/^[A-Za-z0-9_-]+$/.test(iso.network.name)) throw new SpawnRefused(`bad network namespace name ${JSON.stringify(iso.network.name)}`);
+    a.push('--netns-name', iso.network.name);
+  }
+  if (iso.ipcNamespace) a.push('--ipc-ns');
+  if (iso.cgroupNamespace) a.push('--cgroup-ns');
+  if (iso.hostname !== undefined) a.push('--hostname', cString('hostname', iso.hostname));
+  if (iso.root?.kind === 'tmpfs') a.push('--root-tmpfs');
+  if (iso.root?.kind === 'pivot') a.push('--pivot-root', absolutePath('PIVOT_ROOT', iso.root.path));
+  if (iso.mountProc) a.push('--mount-proc');
+  if (iso.mountDev) a.push('--mount-dev');
+  if (iso.tmp) {
+    if (!/^[A-Za-z0-9_=,.:+-]*$/.test(iso.tmp.options)) throw new SpawnRefused(`bad /tmp tmpfs options ${JSON.stringify(iso.tmp.options)}`);
+    a.push('--tmp', iso.tmp.options);
+    if (iso.tmp.exec) a.push('--tmp-exec');
+  }
+  if (iso.dirsReadable) a.push('--dirs-readable');
+  for (const m of iso.mounts) {
+    switch (m.kind) {
+      case 'bind': {
+        const flags = [m.writable && 'rw', m.exec && 'exec', m.file && 'file', m.optional && 'optional', m.inContainer && 'container'].filter(Boolean);
+        a.push('--bind', flags.length ? flags.join(',') : '-', absolutePath('bind source', m.source), absolutePath('bind target', m.target));
+        break;
+      }
+      case 'tmpfs':
+        a.push('--tmpfs', m.writable ? 'rw' : 'ro', absolutePath('tmpfs', m.target));
+        break;
+      case 'write-file':
+        a.push('--write-file', m.optional ? 'optional' : '-', absolutePath('WRITE_FILE', m.path), cString('WRITE_FILE', m.contents));
+        break;
+      case 'symlink':
+        if (m.target === '') throw new SpawnRefused('SYMLINK: empty target');
+        a.push('--symlink', cString('SYMLINK', m.target), absolutePath('SYMLINK', m.linkPath));
+        break;
+    }
+  }
+  if (iso.chroot !== undefined) a.push('--chroot', absolutePath('CHROOT', iso.chroot));
+  return a;
+}
+
 /**
  * Pure: the lukko-exec command line for a description, as `[helper args..., '--', file, args...]`.
  * umask, rlimits and noNewPrivs apply without root as well (lowering a limit, setting the
@@ -103,6 +164,11 @@ export function execArgs(desc: SpawnDescription, opts: { asRoot: boolean; ttyGid
   }
   if (desc.rlimits) a.push(...rlimitArgs(desc.rlimits));
   if (desc.noNewPrivs) a.push('--no-new-privs');
+  if (desc.isolation) {
+    if (!opts.asRoot) throw new SpawnRefused('namespaces and mounts need lukko to run as root');
+    a.push(...isolationArgs(desc.isolation, desc));
+  }
+  if (desc.execFromHost) a.push('--exec-host');
   a.push('--', desc.file, ...desc.args);
   return a;
 }

@@ -220,7 +220,8 @@ export function renderSocketDropIn(config: Config): RenderedDropIn {
     if (l.zeroconfService) {
       notes.push(`${label(l)}: zeroconf_service "${l.zeroconfService}" is not announced by the socket unit: lukko-companion.service announces it through avahi-daemon (docs/companion.md)`);
     }
-    const unsupported = unsupportedSettings(config, l);
+    // The rendered units run lukko as lukko@.service, where resource limits have a unit to go on.
+    const unsupported = unsupportedSettings(config, l, { unitLimits: true });
     for (const m of unsupported.fatal) notes.push(`${label(l)}: lukko refuses its connections (exit 78, a failed instance) because ${m}`);
     for (const m of unsupported.ignored) notes.push(`${label(l)}: ignored by lukko: ${m}`);
   }

@@ -29,7 +29,11 @@ const MOUNT_PACKET = {
   bind_mount_rw: C.BIND_MOUNT_RW,
   bind_mount_exec: C.BIND_MOUNT_EXEC,
   bind_mount_rw_exec: C.BIND_MOUNT_RW_EXEC,
+  bind_mount_file: C.BIND_MOUNT_FILE,
+  bind_mount_file_exec: C.BIND_MOUNT_FILE_EXEC,
 } as const;
+
+const nul = (a: string, b: string): Buffer => Buffer.from(`${a}\0${b}`, 'utf8');
 
 /** The child-option packets of one process, in an order every ordering rule is happy with. */
 export function processPackets(s: ProcessSettings): Buffer[] {
@@ -49,16 +53,30 @@ export function processPackets(s: ProcessSettings): Buffer[] {
   for (const t of s.childTags) str(C.CHILD_TAG, t);
 
   flag(C.USER_NAMESPACE, s.userNamespace);
+  if (s.mappedUid !== undefined) out.push(encodePacket(C.MAPPED_UID_GID, encodeU32(s.mappedUid))); // after UID_GID and USER_NAMESPACE
   flag(C.PID_NAMESPACE, s.pidNamespace);
   flag(C.NETWORK_NAMESPACE, s.networkNamespace);
+  if (s.networkNamespaceName !== undefined) str(C.NETWORK_NAMESPACE_NAME, s.networkNamespaceName);
   flag(C.IPC_NAMESPACE, s.ipcNamespace);
+  flag(C.CGROUP_NAMESPACE, s.cgroupNamespace);
   if (s.utsHostname !== undefined) str(C.UTS_NAMESPACE, s.utsHostname);
   flag(C.MOUNT_ROOT_TMPFS, s.mountRootTmpfs); // before MOUNT_DEV, which needs it
+  if (s.pivotRoot !== undefined) str(C.PIVOT_ROOT, s.pivotRoot);
   flag(C.MOUNT_PROC, s.mountProc);
   flag(C.MOUNT_DEV, s.mountDev);
   if (s.mountHome !== undefined) str(C.MOUNT_HOME, s.mountHome);
   if (s.mountTmpTmpfs !== undefined) out.push(encodeStringPacket(C.MOUNT_TMP_TMPFS, s.mountTmpTmpfs));
-  for (const m of s.bindMounts) out.push(encodePacket(MOUNT_PACKET[m.key], Buffer.from(`${m.source}\0${m.target}`, 'utf8')));
+  flag(C.MOUNT_TMP_TMPFS_EXEC, s.mountTmpTmpfsExec);
+  for (const m of s.bindMounts) {
+    out.push(encodePacket(MOUNT_PACKET[m.key], nul(m.source, m.target)));
+    flag(C.OPTIONAL, m.optional); // right after the mount it marks
+  }
+  for (const m of s.otherMounts) {
+    if (m.key === 'write_file') out.push(encodePacket(C.WRITE_FILE, nul(m.path, m.contents)));
+    else if (m.key === 'symlink') out.push(encodePacket(C.SYMLINK, nul(m.target, m.linkPath)));
+    else str(m.key === 'mount_tmpfs' ? C.MOUNT_TMPFS : C.MOUNT_EMPTY, m.target);
+  }
+  flag(C.TMPFS_DIRS_READABLE, s.tmpfsDirsReadable); // after the mounts it needs
   if (s.chroot !== undefined) str(C.CHROOT, s.chroot);
   if (s.cgroup !== undefined) str(C.CGROUP, s.cgroup);
   for (const v of s.cgroupSet) str(C.CGROUP_SET, v);

@@ -25,13 +25,24 @@ import { parseRlimits } from '../translation/rlimits.ts';
 import { PasswordHashError, parsePasswordHash } from './password-hash.ts';
 import type { PasswordHash } from './password-hash.ts';
 
-export type BindMountKey = 'bind_mount' | 'bind_mount_rw' | 'bind_mount_exec' | 'bind_mount_rw_exec';
+export type BindMountKey = 'bind_mount' | 'bind_mount_rw' | 'bind_mount_exec' | 'bind_mount_rw_exec' | 'bind_mount_file' | 'bind_mount_file_exec';
+const BIND_MOUNT_KEYS: readonly string[] = ['bind_mount', 'bind_mount_rw', 'bind_mount_exec', 'bind_mount_rw_exec', 'bind_mount_file', 'bind_mount_file_exec'];
 
 export interface BindMount {
   readonly key: BindMountKey;
   readonly source: string;
   readonly target: string;
+  /** A missing source skips the mount (OPTIONAL); not for bind_mount_file_exec. */
+  readonly optional: boolean;
 }
+
+/** The other mounts, in file order after the bind mounts. */
+export type OtherMount =
+  | { readonly key: 'mount_tmpfs' | 'mount_empty'; readonly target: string }
+  | { readonly key: 'write_file'; readonly path: string; readonly contents: string }
+  | { readonly key: 'symlink'; readonly target: string; readonly linkPath: string };
+type OtherMountKey = OtherMount['key'];
+const OTHER_MOUNT_KEYS: readonly string[] = ['mount_tmpfs', 'mount_empty', 'write_file', 'symlink'];
 
 /** How one process runs: the account's own, or one partition's. */
 export interface ProcessSettings {
@@ -49,17 +60,26 @@ export interface ProcessSettings {
   setenv: string[];
   childTags: string[];
   userNamespace: boolean;
+  /** MAPPED_UID_GID: the uid inside the user namespace. */
+  mappedUid?: number;
   pidNamespace: boolean;
   networkNamespace: boolean;
+  /** NETWORK_NAMESPACE_NAME: an `ip netns` namespace. */
+  networkNamespaceName?: string;
   ipcNamespace: boolean;
+  cgroupNamespace: boolean;
   utsHostname?: string;
   mountRootTmpfs: boolean;
+  pivotRoot?: string;
   mountProc: boolean;
   mountDev: boolean;
   mountHome?: string;
   /** tmpfs options for /tmp; '' for the defaults. */
   mountTmpTmpfs?: string;
+  mountTmpTmpfsExec: boolean;
+  tmpfsDirsReadable: boolean;
   bindMounts: BindMount[];
+  otherMounts: OtherMount[];
   chroot?: string;
   cgroup?: string;
   cgroupSet: string[];
@@ -136,19 +156,31 @@ const KEYS: Readonly<Record<string, { kind: Kind; scope: Scope }>> = {
   setenv: { kind: 'list', scope: 'process' },
   child_tag: { kind: 'list', scope: 'process' },
   user_namespace: { kind: 'bool', scope: 'process' },
+  mapped_uid: { kind: 'text', scope: 'process' },
   pid_namespace: { kind: 'bool', scope: 'process' },
   network_namespace: { kind: 'bool', scope: 'process' },
+  network_namespace_name: { kind: 'text', scope: 'process' },
   ipc_namespace: { kind: 'bool', scope: 'process' },
+  cgroup_namespace: { kind: 'bool', scope: 'process' },
   uts_hostname: { kind: 'text', scope: 'process' },
   mount_root_tmpfs: { kind: 'bool', scope: 'process' },
+  pivot_root: { kind: 'text', scope: 'process' },
   mount_proc: { kind: 'bool', scope: 'process' },
   mount_dev: { kind: 'bool', scope: 'process' },
   mount_home: { kind: 'text', scope: 'process' },
   mount_tmp_tmpfs: { kind: 'text', scope: 'process' },
+  mount_tmp_tmpfs_exec: { kind: 'bool', scope: 'process' },
+  tmpfs_dirs_readable: { kind: 'bool', scope: 'process' },
   bind_mount: { kind: 'list', scope: 'process' },
   bind_mount_rw: { kind: 'list', scope: 'process' },
   bind_mount_exec: { kind: 'list', scope: 'process' },
   bind_mount_rw_exec: { kind: 'list', scope: 'process' },
+  bind_mount_file: { kind: 'list', scope: 'process' },
+  bind_mount_file_exec: { kind: 'list', scope: 'process' },
+  mount_tmpfs: { kind: 'list', scope: 'process' },
+  mount_empty: { kind: 'list', scope: 'process' },
+  write_file: { kind: 'list', scope: 'process' },
+  symlink: { kind: 'list', scope: 'process' },
   chroot: { kind: 'text', scope: 'process' },
   cgroup: { kind: 'text', scope: 'process' },
   cgroup_set: { kind: 'list', scope: 'process' },
@@ -376,12 +408,36 @@ function groupList(s: string): number[] {
 
 function bindMount(key: BindMountKey, s: string): BindMount {
   const parts = s.trim().split(/\s+/);
+  const optional = parts.length > 1 && parts[parts.length - 1] === 'optional';
+  if (optional) parts.pop();
   if (parts.length < 1 || parts.length > 2 || parts[0] === '') {
-    throw new Reject('needs SOURCE or "SOURCE TARGET" (absolute paths without whitespace)');
+    throw new Reject('needs SOURCE, "SOURCE TARGET" or either with "optional" after it (absolute paths without whitespace)');
   }
+  if (optional && key === 'bind_mount_file_exec') throw new Reject('bind_mount_file_exec cannot be optional (the protocol has no such mount)');
   const source = absolute(parts[0]!);
   const target = absolute(parts[1] ?? source);
-  return { key, source, target };
+  return { key, source, target, optional };
+}
+
+function otherMount(key: OtherMountKey, s: string): OtherMount {
+  const t = s.trim();
+  const space = t.search(/\s/);
+  const first = space < 0 ? t : t.slice(0, space);
+  const rest = space < 0 ? '' : t.slice(space).trim();
+  switch (key) {
+    case 'mount_tmpfs':
+    case 'mount_empty':
+      if (rest !== '') throw new Reject('needs one absolute path');
+      if (absolute(first) === '/tmp') throw new Reject('/tmp takes mount_tmp_tmpfs');
+      return { key, target: first };
+    case 'write_file':
+      // The contents may hold spaces; a control character (a newline too) cannot be written here.
+      return { key, path: absolute(first), contents: plain(rest, 4096) };
+    case 'symlink': {
+      if (rest === '' || /\s/.test(rest)) throw new Reject('needs "TARGET LINKPATH" (no whitespace in either)');
+      return { key, target: plain(first, MAX_PATH), linkPath: absolute(rest) };
+    }
+  }
 }
 
 function cgroupSet(s: string): string {
@@ -405,27 +461,29 @@ type Draft = Omit<ProcessSettings, 'uid' | 'gid' | 'home'> & Partial<Pick<Proces
 function emptyDraft(): Draft {
   return {
     groups: [], noNewPrivs: false, setenv: [], childTags: [], userNamespace: false, pidNamespace: false,
-    networkNamespace: false, ipcNamespace: false, mountRootTmpfs: false, mountProc: false, mountDev: false,
-    bindMounts: [], cgroupSet: [],
+    networkNamespace: false, ipcNamespace: false, cgroupNamespace: false, mountRootTmpfs: false, mountProc: false, mountDev: false,
+    mountTmpTmpfsExec: false, tmpfsDirsReadable: false, bindMounts: [], otherMounts: [], cgroupSet: [],
   };
 }
 
 function copyDraft(d: Draft): Draft {
   return {
     ...d,
-    groups: [...d.groups], setenv: [...d.setenv], childTags: [...d.childTags], bindMounts: [...d.bindMounts], cgroupSet: [...d.cgroupSet],
+    groups: [...d.groups], setenv: [...d.setenv], childTags: [...d.childTags], bindMounts: [...d.bindMounts], otherMounts: [...d.otherMounts], cgroupSet: [...d.cgroupSet],
   };
 }
 
-type TextField = 'home' | 'shell' | 'execute' | 'chdir' | 'rlimits' | 'utsHostname' | 'mountHome' | 'mountTmpTmpfs' | 'chroot' | 'cgroup';
+type TextField = 'home' | 'shell' | 'execute' | 'chdir' | 'rlimits' | 'utsHostname' | 'mountHome' | 'mountTmpTmpfs' | 'chroot' | 'cgroup' | 'pivotRoot' | 'networkNamespaceName';
 const TEXT_FIELDS: Readonly<Record<string, TextField>> = {
   home: 'home', shell: 'shell', execute: 'execute', chdir: 'chdir', rlimits: 'rlimits', uts_hostname: 'utsHostname',
-  mount_home: 'mountHome', mount_tmp_tmpfs: 'mountTmpTmpfs', chroot: 'chroot', cgroup: 'cgroup',
+  mount_home: 'mountHome', mount_tmp_tmpfs: 'mountTmpTmpfs', chroot: 'chroot', cgroup: 'cgroup', pivot_root: 'pivotRoot',
+  network_namespace_name: 'networkNamespaceName',
 };
-type BoolField = 'noNewPrivs' | 'userNamespace' | 'pidNamespace' | 'networkNamespace' | 'ipcNamespace' | 'mountRootTmpfs' | 'mountProc' | 'mountDev';
+type BoolField = 'noNewPrivs' | 'userNamespace' | 'pidNamespace' | 'networkNamespace' | 'ipcNamespace' | 'cgroupNamespace' | 'mountRootTmpfs' | 'mountProc' | 'mountDev' | 'mountTmpTmpfsExec' | 'tmpfsDirsReadable';
 const BOOL_FIELDS: Readonly<Record<string, BoolField>> = {
   no_new_privs: 'noNewPrivs', user_namespace: 'userNamespace', pid_namespace: 'pidNamespace', network_namespace: 'networkNamespace',
-  ipc_namespace: 'ipcNamespace', mount_root_tmpfs: 'mountRootTmpfs', mount_proc: 'mountProc', mount_dev: 'mountDev',
+  ipc_namespace: 'ipcNamespace', cgroup_namespace: 'cgroupNamespace', mount_root_tmpfs: 'mountRootTmpfs', mount_proc: 'mountProc',
+  mount_dev: 'mountDev', mount_tmp_tmpfs_exec: 'mountTmpTmpfsExec', tmpfs_dirs_readable: 'tmpfsDirsReadable',
 };
 
 /**
@@ -444,6 +502,7 @@ function applyProcessKey(d: Draft, entry: Entry, inPartition: boolean): void {
     const values = entry.items.map((i) => text(i.value));
     if (values.length === 1 && values[0]!.trim() === '' && inPartition) {
       if (key.startsWith('bind_mount')) d.bindMounts = d.bindMounts.filter((m) => m.key !== key);
+      else if (OTHER_MOUNT_KEYS.includes(key)) d.otherMounts = d.otherMounts.filter((m) => m.key !== key);
       else if (key === 'setenv') d.setenv = [];
       else if (key === 'child_tag') d.childTags = [];
       else if (key === 'cgroup_set') d.cgroupSet = [];
@@ -469,7 +528,8 @@ function applyProcessKey(d: Draft, entry: Entry, inPartition: boolean): void {
             parsed.push(cgroupSet(s));
             break;
           default:
-            parsed.push(bindMount(key as BindMountKey, s));
+            if (OTHER_MOUNT_KEYS.includes(key)) parsed.push(otherMount(key as OtherMountKey, s));
+            else parsed.push(bindMount(key as BindMountKey, s));
         }
       } catch (e) {
         if (e instanceof Reject) throw new ItemReject(item.line, e.message);
@@ -479,7 +539,8 @@ function applyProcessKey(d: Draft, entry: Entry, inPartition: boolean): void {
     if (key === 'setenv') d.setenv = parsed as string[];
     else if (key === 'child_tag') d.childTags = parsed as string[];
     else if (key === 'cgroup_set') d.cgroupSet = parsed as string[];
-    else d.bindMounts = [...d.bindMounts.filter((m) => m.key !== key), ...(parsed as BindMount[])];
+    else if (OTHER_MOUNT_KEYS.includes(key)) d.otherMounts = [...d.otherMounts.filter((m) => m.key !== key), ...(parsed as OtherMount[])];
+    else if (BIND_MOUNT_KEYS.includes(key)) d.bindMounts = [...d.bindMounts.filter((m) => m.key !== key), ...(parsed as BindMount[])];
     return;
   }
 
@@ -529,8 +590,15 @@ function applyProcessKey(d: Draft, entry: Entry, inPartition: boolean): void {
       if (!NAME.test(s)) throw new Reject(`"${s.slice(0, 64)}" is not a cgroup name (A-Z a-z 0-9 _ -)`);
       d.cgroup = s;
       return;
+    case 'network_namespace_name':
+      if (!NAME.test(s)) throw new Reject(`"${s.slice(0, 64)}" is not a network namespace name (A-Z a-z 0-9 _ -)`);
+      d.networkNamespaceName = s;
+      return;
+    case 'mapped_uid':
+      d.mappedUid = id(s, 'uid');
+      return;
     default:
-      // home, shell, execute, chdir, mount_home, chroot
+      // home, shell, execute, chdir, mount_home, chroot, pivot_root
       d[TEXT_FIELDS[key]!] = absolute(s);
   }
 }
@@ -553,10 +621,18 @@ function finish(d: Draft, where: string, line: number, problems: Problems, refus
       ok = false;
     }
   }
-  if (d.mountDev && !d.mountRootTmpfs) {
-    problems.add(line, `${where}: mount_dev needs mount_root_tmpfs (a /dev in an empty root)`);
+  const rule = (broken: boolean, message: string): void => {
+    if (!broken) return;
+    problems.add(line, `${where}: ${message}`);
     ok = false;
-  }
+  };
+  rule(d.mountDev && !d.mountRootTmpfs && d.pivotRoot === undefined, 'mount_dev needs mount_root_tmpfs or pivot_root (a /dev in a new root)');
+  rule(d.mountRootTmpfs && d.pivotRoot !== undefined, 'mount_root_tmpfs and pivot_root exclude each other (one root)');
+  rule(d.networkNamespace && d.networkNamespaceName !== undefined, 'network_namespace and network_namespace_name exclude each other');
+  rule(d.mappedUid !== undefined && !d.userNamespace, 'mapped_uid needs user_namespace');
+  rule(d.mountTmpTmpfsExec && d.mountTmpTmpfs === undefined, 'mount_tmp_tmpfs_exec needs mount_tmp_tmpfs');
+  rule(d.tmpfsDirsReadable && !(d.mountRootTmpfs || d.pivotRoot !== undefined || d.mountProc || d.mountTmpTmpfs !== undefined || d.mountHome !== undefined || d.bindMounts.length > 0 || d.otherMounts.length > 0),
+    'tmpfs_dirs_readable needs a mount (mount_root_tmpfs, bind_mount …)');
   if (d.mountHome !== undefined && d.bindMounts.some((m) => m.target === d.mountHome)) {
     problems.add(line, `${where}: mount_home and a bind mount both mount ${d.mountHome}`);
     ok = false;

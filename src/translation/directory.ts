@@ -7,6 +7,7 @@ import type { TranslateOptions } from './client.ts';
 import { translate } from './client.ts';
 import { TranslationError } from './errors.ts';
 import { LoginRequestError, buildLoginRequest } from './login-request.ts';
+import type { IsolationSupport } from './login.ts';
 import { loginFromResponse } from './login.ts';
 import type { TranslationResponse } from './response.ts';
 
@@ -14,15 +15,17 @@ export interface TranslationDirectoryOptions extends TranslateOptions {
   address: string;
   listenerTag?: string;
   peek?: boolean;
+  /** What this connection can enforce beyond lukko-exec (unit resource limits). */
+  isolationSupport?: IsolationSupport;
   /** Called once per request actually sent (metrics, tests). */
   onRequest?(user: string, withPassword: boolean): void;
 }
 
-function lookupFrom(user: string, response: TranslationResponse): Lookup {
+function lookupFrom(user: string, response: TranslationResponse, support?: IsolationSupport): Lookup {
   if (response.status !== undefined) {
     return { found: false, reason: `status ${response.status}${response.message ? `: ${response.message}` : ''}` };
   }
-  const login = loginFromResponse(user, response);
+  const login = loginFromResponse(user, response, support);
   if (typeof login === 'string') throw new TranslationError('invalid-account', login);
   return { found: true, login };
 }
@@ -49,10 +52,10 @@ export function translationDirectory(options: TranslationDirectoryOptions): Acco
     methods: ['publickey', 'password'],
     async lookup(user) {
       const response = cache?.user === user ? cache.response : ask(user);
-      return lookupFrom(user, await response);
+      return lookupFrom(user, await response, options.isolationSupport);
     },
     async checkPassword(user, password) {
-      return lookupFrom(user, await ask(user, password));
+      return lookupFrom(user, await ask(user, password), options.isolationSupport);
     },
   };
 }

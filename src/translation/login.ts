@@ -7,16 +7,34 @@ import type { Policy } from '../auth/policy.ts';
 import { unrestrictedPolicy } from '../auth/policy.ts';
 import type { ExecuteOptions } from './execute-options.ts';
 import type { TranslationResponse } from './response.ts';
+import { unitProperty } from '../spawn/unit-limits.ts';
 import { SERVICE_NAMES, isExecAllowed, isPasswordless, isSftpAllowed, isSftpOnly } from './response.ts';
 
 export const TRANSLATION_ORIGIN = 'translation server';
 const DEFAULT_SHELL = '/bin/sh';
 
 /**
- * The isolation packets this release enforces. None yet: every isolation packet makes a
- * login fail closed (issue "Session isolation" enforces them).
+ * The isolation packets this release enforces (lukko-exec, docs/translation.md). Any other
+ * isolation packet in a response makes the login fail closed.
  */
-export const ENFORCED_ISOLATION: ReadonlySet<string> = new Set();
+export const ENFORCED_ISOLATION: ReadonlySet<string> = new Set([
+  'USER_NAMESPACE', 'MAPPED_UID_GID', 'PID_NAMESPACE', 'NETWORK_NAMESPACE', 'NETWORK_NAMESPACE_NAME',
+  'IPC_NAMESPACE', 'CGROUP_NAMESPACE', 'UTS_NAMESPACE',
+  'PIVOT_ROOT', 'MOUNT_ROOT_TMPFS', 'MOUNT_PROC', 'MOUNT_DEV', 'MOUNT_HOME', 'MOUNT_TMP_TMPFS', 'MOUNT_TMP_TMPFS_EXEC',
+  'MOUNT_TMPFS', 'MOUNT_EMPTY', 'BIND_MOUNT', 'BIND_MOUNT_RW', 'BIND_MOUNT_EXEC', 'BIND_MOUNT_RW_EXEC',
+  'BIND_MOUNT_FILE', 'BIND_MOUNT_FILE_EXEC', 'WRITE_FILE', 'SYMLINK', 'OPTIONAL', 'TMPFS_DIRS_READABLE', 'CHROOT',
+]);
+
+/**
+ * Enforced only where the connection has a systemd unit of its own to put the limits on
+ * (src/spawn/unit-limits.ts); without one they refuse the login like any other.
+ */
+export const UNIT_ISOLATION: ReadonlySet<string> = new Set(['CGROUP', 'CGROUP_SET']);
+
+export interface IsolationSupport {
+  /** The connection runs in a systemd unit of its own (lukko@.service). */
+  unitLimits: boolean;
+}
 
 /** An account from one set of execute options; undefined without a usable uid, gid and HOME. */
 export function accountFromOptions(name: string, options: ExecuteOptions): Account | undefined {
@@ -27,6 +45,7 @@ export function accountFromOptions(name: string, options: ExecuteOptions): Accou
     noNewPrivs: options.noNewPrivs,
     childTags: [...options.childTags],
   };
+  if (options.isolation.packets.length > 0) spawn.isolation = options.isolation;
   if (options.umask !== undefined) spawn.umask = options.umask;
   if (options.rlimits !== undefined) spawn.rlimits = options.rlimits;
   if (options.chdir !== undefined) spawn.chdir = options.chdir;
@@ -45,12 +64,24 @@ export function accountFromOptions(name: string, options: ExecuteOptions): Accou
 }
 
 /** Isolation packets in the options the login may use that the spawner cannot enforce. */
-export function unenforceablePackets(response: TranslationResponse): string[] {
+export function unenforceablePackets(response: TranslationResponse, support: IsolationSupport = { unitLimits: false }): string[] {
   const found: string[] = [];
   const all = [response.topLevel, ...response.services.values()];
+  const add = (what: string): void => {
+    if (!found.includes(what)) found.push(what);
+  };
   for (const options of all) {
-    for (const packet of options?.isolation.packets ?? []) {
-      if (!ENFORCED_ISOLATION.has(packet) && !found.includes(packet)) found.push(packet);
+    if (options === undefined) continue;
+    for (const packet of options.isolation.packets) {
+      if (ENFORCED_ISOLATION.has(packet)) continue;
+      if (UNIT_ISOLATION.has(packet) && support.unitLimits) continue;
+      add(packet);
+    }
+    // Only attributes with a systemd property of their own can land on the unit.
+    if (support.unitLimits) {
+      for (const { name, value } of options.isolation.cgroupSet) {
+        if (unitProperty(name, value) === undefined) add(`CGROUP_SET ${name}`);
+      }
     }
   }
   return found;
@@ -82,7 +113,7 @@ function translationPolicy(response: TranslationResponse): Policy {
  * The Login for a successful (STATUS-less) response. Returns a reason string when the
  * response names no account at all that could run anything.
  */
-export function loginFromResponse(user: string, response: TranslationResponse): Login | string {
+export function loginFromResponse(user: string, response: TranslationResponse, support?: IsolationSupport): Login | string {
   const services: ServiceAccounts = {};
   for (const name of SERVICE_NAMES) {
     const options = response.services.get(name);
@@ -101,7 +132,7 @@ export function loginFromResponse(user: string, response: TranslationResponse): 
     sftpAllowed: isSftpAllowed(response),
     sftpOnly: isSftpOnly(response),
     services,
-    unenforceable: unenforceablePackets(response),
+    unenforceable: unenforceablePackets(response, support),
   };
   if (response.authorizedKeys !== undefined) login.inlineKeys = { text: response.authorizedKeys, source: TRANSLATION_ORIGIN };
   return login;

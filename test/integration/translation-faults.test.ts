@@ -127,11 +127,12 @@ describe('broken answers end the login cleanly', () => {
   });
 
   test('a response asking for isolation this release cannot enforce refuses the login, naming the packet', async () => {
-    ts.answer = account([encodePacket(C.USER_NAMESPACE), encodePacket(C.PID_NAMESPACE)]);
+    // Enforced packets (PID_NAMESPACE) pass; STDERR_NULL and a named PID namespace do not.
+    ts.answer = account([encodePacket(C.PID_NAMESPACE_NAME, Buffer.from('shared')), encodePacket(C.STDERR_NULL), encodePacket(C.MOUNT_PROC)]);
     await loginExpectingFailure('unenforceable');
     const e = lastFailure();
-    assert.deepEqual(e.packets, ['USER_NAMESPACE', 'PID_NAMESPACE']);
-    assert.match(String(e.msg), /USER_NAMESPACE, PID_NAMESPACE/);
+    assert.deepEqual(e.packets, ['PID_NAMESPACE_NAME', 'STDERR_NULL']);
+    assert.match(String(e.msg), /PID_NAMESPACE_NAME, STDERR_NULL/);
   });
 
   test('after all that, a good answer logs in', async () => {

@@ -1,7 +1,7 @@
 // lukko with `lukko translation-server` as a separate process over a real AF_UNIX socket,
 // driven by the OpenSSH client: accounts that exist only in the translation server's user
 // file, passwords, SFTP-only accounts, what the child process gets, password-less logins,
-// an abstract socket, and isolation lukko cannot enforce yet.
+// an abstract socket, and isolation lukko cannot enforce here (cgroup limits without systemd).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -74,8 +74,9 @@ uid = ${uid}
 gid = ${gid}
 home = ${home('caged', uid, gid)}
 authorized_keys[] = ${key}
-user_namespace = true
 pid_namespace = true
+cgroup = caged
+cgroup_set[] = pids.max=10
 `;
 }
 
@@ -171,14 +172,14 @@ describe('accounts from the translation server', () => {
     assert.equal(r.stdout, 'free\n');
   });
 
-  test('isolation the spawner cannot enforce refuses the login, naming the packets', async () => {
+  test('isolation the spawner cannot enforce refuses the login, naming the packets (cgroup limits without a systemd unit)', async () => {
     const r = await ssh(server, world.keys.ed25519, 'caged', ['true']);
     assert.equal(r.code, 255);
     assert.match(r.stderr, /Configuration server failed/);
     await settled(server);
     const refusal = server.events().find((e) => typeof e.msg === 'string' && (e.msg as string).startsWith('login refused'));
     assert.ok(refusal, server.output());
-    assert.deepEqual(refusal.packets, ['USER_NAMESPACE', 'PID_NAMESPACE']);
+    assert.deepEqual(refusal.packets, ['CGROUP', 'CGROUP_SET']);
   });
 });
 

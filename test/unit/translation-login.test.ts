@@ -57,9 +57,10 @@ test('TV8: an SFTP-only account with an sftp partition: exec, pty and forwarding
   assert.equal(login.policy.portForwarding, false);
   assert.match(login.policy.origins.join(), /TOKEN sftp-only/);
   assert.equal(login.services.sftp?.spawn?.execute, '/usr/lib/openssh/sftp-server');
-  // MOUNT_ROOT_TMPFS and MOUNT_HOME need the isolation spawner: this login must be refused.
-  assert.deepEqual(unenforceablePackets(response), ['MOUNT_ROOT_TMPFS', 'MOUNT_HOME']);
-  assert.deepEqual(login.unenforceable, ['MOUNT_ROOT_TMPFS', 'MOUNT_HOME']);
+  // MOUNT_ROOT_TMPFS and MOUNT_HOME are enforced by lukko-exec: the partition carries them.
+  assert.deepEqual(unenforceablePackets(response), []);
+  assert.deepEqual(login.unenforceable, []);
+  assert.deepEqual(login.services.sftp?.spawn?.isolation?.packets, ['MOUNT_ROOT_TMPFS', 'MOUNT_HOME']);
 });
 
 test('TV9: keys inline, home file off', () => {

@@ -136,7 +136,7 @@ execute = /usr/lib/openssh/sftp-server
   assert.equal(sftp.line, 42);
   assert.deepEqual({ ...sftp.settings, execute: undefined }, { ...s, execute: undefined });
   assert.equal(sftp.settings.execute, '/usr/lib/openssh/sftp-server');
-  assert.deepEqual(USER_DB_KEYS.length, 34);
+  assert.deepEqual(USER_DB_KEYS.length, 46);
 });
 
 test('a minimal account, and what is left out stays unset', () => {
@@ -318,7 +318,7 @@ test('isolation settings are checked as lukko\'s parser would', () => {
   oneProblem(`${MINIMAL}mount_dev = true\n`, 1, /mount_dev needs mount_root_tmpfs/);
   oneProblem(`${MINIMAL}mount_home = /home/alice\nbind_mount[] = /srv /home/alice\n`, 1, /mount_home and a bind mount both mount \/home\/alice/);
   oneProblem(`${MINIMAL}bind_mount[] = /a /x\nbind_mount_rw[] = /b /x\n`, 1, /two bind mounts on \/x/);
-  oneProblem(`${MINIMAL}bind_mount[] = /a /b /c\n`, 5, /needs SOURCE or "SOURCE TARGET"/);
+  oneProblem(`${MINIMAL}bind_mount[] = /a /b /c\n`, 5, /needs SOURCE, "SOURCE TARGET" or either with "optional" after it/);
   oneProblem(`${MINIMAL}bind_mount[] = /a\nbind_mount[] = usr\n`, 6, /bind_mount: "usr" is not an absolute path/);
   oneProblem(`${MINIMAL}uts_hostname = -bad-\n`, 5, /not a host name/);
   oneProblem(`${MINIMAL}cgroup = a/b\n`, 5, /not a cgroup name/);

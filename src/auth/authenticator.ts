@@ -2,7 +2,7 @@
 // pending at a time) but counts nothing and times nothing; this is where MaxAuthTries, the
 // 100 ms floor for real failures, and "no answer tells whether an account exists" live.
 import { createHash } from 'node:crypto';
-import type { AuthContext, AuthenticationType } from 'ssh2';
+import type { AuthContext } from 'ssh2';
 import type { Logger } from '../log/logger.ts';
 import { USER_KEY_TYPES } from '../ssh/algorithms.ts';
 import { parseKey } from '../ssh/ssh2-lean.ts';

@@ -88,7 +88,6 @@ export class SessionChannel {
   private agentPath: string | undefined;
   private envUsed = 0;
   private proc: UserProcess | undefined;
-  private channel: ServerChannel | undefined;
   private closed = false;
   request: SessionRequest | undefined;
   private readonly host: SessionHost;
@@ -227,7 +226,6 @@ export class SessionChannel {
     const channel = accept();
     if (!channel) return;
     this.request = request;
-    this.channel = channel;
     channel.on('error', (err: Error) => log.debug({ err: err.message }, 'channel error'));
     channel.stderr.on('error', () => {});
     log.info(

@@ -16,19 +16,22 @@ export interface Companion {
   stop(): Promise<void>;
 }
 
-/** Starts a companion in `dir` with a TCP exporter and `extraConfig` (control blocks ...). */
-export async function startCompanion(dir: string, name: string, extraConfig = '', logLevel = 'info'): Promise<Companion> {
-  const metricsPort = await freePort();
-  const config = join(dir, `${name}-companion.conf`);
-  writeFileSync(config, `prometheus_exporter {\n  bind "127.0.0.1:${metricsPort}"\n}\n${extraConfig}`);
-  const socket = join(dir, `${name}.socket`);
-  const proc = spawn(NODE, [MAIN, 'companion', '--config', config, '--state', join(dir, `${name}-state.json`), '--report-socket', socket, '--log-level', logLevel], {
+export interface Launched {
+  proc: ChildProcess;
+  out(): string;
+  exited: Promise<number | null>;
+}
+
+/** `lukko companion` with exactly these files, once it says it is ready. */
+export async function launchCompanion(o: { config: string; state: string; report: string; logLevel?: string }): Promise<Launched> {
+  const proc = spawn(NODE, [MAIN, 'companion', '--config', o.config, '--state', o.state, '--report-socket', o.report, '--log-level', o.logLevel ?? 'info'], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/lukko-compile') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const deadline = Date.now() + 15_000;
   while (!out.includes('companion ready')) {
     if (proc.exitCode !== null || Date.now() > deadline) {
@@ -37,9 +40,19 @@ export async function startCompanion(dir: string, name: string, extraConfig = ''
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+  return { proc, out: () => out, exited };
+}
+
+/** Starts a companion in `dir` with a TCP exporter and `extraConfig` (control blocks ...). */
+export async function startCompanion(dir: string, name: string, extraConfig = '', logLevel = 'info'): Promise<Companion> {
+  const metricsPort = await freePort();
+  const config = join(dir, `${name}-companion.conf`);
+  writeFileSync(config, `prometheus_exporter {\n  bind "127.0.0.1:${metricsPort}"\n}\n${extraConfig}`);
+  const socket = join(dir, `${name}.socket`);
+  const { proc, out } = await launchCompanion({ config, state: join(dir, `${name}-state.json`), report: socket, logLevel });
   return {
     proc,
-    out: () => out,
+    out,
     metricsPort,
     socket,
     stop: () =>

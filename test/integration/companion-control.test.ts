@@ -15,7 +15,9 @@ import { after, test } from 'node:test';
 import { connectReporter } from '../../src/companion/report-client.ts';
 import type { Reporter } from '../../src/companion/report-client.ts';
 import type { ReportCommand } from '../../src/companion/report-protocol.ts';
-import { MAIN, NODE, ROOT, freePort } from '../helpers/fixture.ts';
+import { MAIN, NODE, freePort } from '../helpers/fixture.ts';
+import type { Launched } from '../helpers/companion.ts';
+import { launchCompanion, sendUnix, sendUnixAsNobody } from '../helpers/companion.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lukko-control-'));
 const REPORT = join(dir, 'companion.socket');
@@ -35,29 +37,6 @@ const terminate = (tag: string): string => {
   const padded = Buffer.concat([p, Buffer.alloc((4 - (p.length % 4)) % 4)]);
   return `63046101${p.length.toString(16).padStart(4, '0')}0010${padded.toString('hex')}`;
 };
-
-// One sendto() is one datagram, whatever its size: python3, because Node has no AF_UNIX dgram.
-const SEND_UNIX = `
-import socket, sys
-t = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(bytes.fromhex(sys.argv[2]), ('\\0' + t[1:]) if t.startswith('@') else t)
-`;
-
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${err}`))));
-  });
-}
-
-const sendUnix = (target: string, hex: string): Promise<void> => run('/usr/bin/python3', ['-c', SEND_UNIX, target, hex]);
-/** From uid/gid 65534 (nobody), through util-linux setpriv. */
-const sendUnixAsNobody = (target: string, hex: string): Promise<void> =>
-  run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', '/usr/bin/python3', '-c', SEND_UNIX, target, hex]);
 
 function sendUdp(port: number, hex: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -113,22 +92,10 @@ class Instance {
   }
 }
 
-async function startCompanion(config: string): Promise<{ proc: ChildProcess; out(): string; exited: Promise<number | null> }> {
-  const proc = spawn(NODE, [MAIN, 'companion', '--config', config, '--state', join(dir, 'state.json'), '--report-socket', REPORT, '--log-level', 'info'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/lukko-compile') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  procs.push(proc);
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 15_000;
-  while (!out.includes('companion ready')) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`companion did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { proc, out: () => out, exited };
+async function startCompanion(config: string): Promise<Launched> {
+  const c = await launchCompanion({ config, state: join(dir, 'state.json'), report: REPORT });
+  procs.push(c.proc);
+  return c;
 }
 
 test('control datagrams over AF_UNIX and UDP reach the instances; untrusted senders are refused and counted', async () => {

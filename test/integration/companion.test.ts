@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { connectReporter } from '../../src/companion/report-client.ts';
 import type { Reporter } from '../../src/companion/report-client.ts';
-import { MAIN, NODE, ROOT, freePort } from '../helpers/fixture.ts';
+import { MAIN, NODE, freePort } from '../helpers/fixture.ts';
+import type { Launched } from '../helpers/companion.ts';
+import { launchCompanion } from '../helpers/companion.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lukko-companion-'));
 const STATE = join(dir, 'state.json');
@@ -22,28 +24,10 @@ after(() => {
   for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
 });
 
-interface Companion {
-  proc: ChildProcess;
-  out(): string;
-  exited: Promise<number | null>;
-}
-
-async function startCompanion(config: string): Promise<Companion> {
-  const proc = spawn(NODE, [MAIN, 'companion', '--config', config, '--state', STATE, '--report-socket', REPORT, '--log-level', 'debug'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/lukko-compile') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  procs.push(proc);
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 15_000;
-  while (!out.includes('companion ready')) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`companion did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { proc, out: () => out, exited };
+async function startCompanion(config: string): Promise<Launched> {
+  const c = await launchCompanion({ config, state: STATE, report: REPORT, logLevel: 'debug' });
+  procs.push(c.proc);
+  return c;
 }
 
 function get(target: { port: number } | { socketPath: string }, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {

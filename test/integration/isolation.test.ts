@@ -2,13 +2,13 @@
 // and a users.ini holding one account per isolation profile, driven by the OpenSSH client.
 // Each test shows what the user's processes see from inside their container.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
-import { childExits, cleanup, copyArgs, MAIN, makeWorld, NODE, publicKey, ROOT, run, settled, ssh, startServer } from '../helpers/fixture.ts';
+import { childExits, cleanup, copyArgs, makeWorld, publicKey, run, settled, ssh, startServer } from '../helpers/fixture.ts';
+import { startTranslationServer } from '../helpers/translation.ts';
 
 const asRoot = process.getuid?.() === 0;
 const skip = !asRoot ? 'needs root for namespaces' : !existsSync('/bin/busybox') ? 'needs busybox-static (scripts/setup.sh)' : false;
@@ -109,28 +109,6 @@ chroot = ${homes.chrooted}
   ].join('');
 }
 
-function startTranslationServer(users: string, listen: string): Promise<ChildProcess> {
-  const proc = spawn(NODE, [MAIN, 'translation-server', '--users', users, '--listen', listen], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/lukko-compile') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 15000;
-    const poll = setInterval(() => {
-      if (existsSync(listen)) {
-        clearInterval(poll);
-        resolve(proc);
-      } else if (proc.exitCode !== null || Date.now() > deadline) {
-        clearInterval(poll);
-        reject(new Error(`translation server did not start: ${out}`));
-      }
-    }, 25);
-  });
-}
-
 const lines = (s: string): string[] => s.trim().split('\n').filter((l) => l !== '');
 
 describe('session isolation', { skip }, () => {
@@ -145,7 +123,7 @@ describe('session isolation', { skip }, () => {
     const users = join(world.dir, 'users.ini');
     writeFileSync(users, usersIni(), { mode: 0o600 });
     const socket = join(world.dir, 'translation.socket');
-    translation = await startTranslationServer(users, socket);
+    translation = (await startTranslationServer(users, socket)).proc;
     writeFileSync(world.configPath, `translation_server "${socket}"\nlistener {\n  bind "127.0.0.1:22"\n}\n`);
     server = await startServer(world);
   });

@@ -3,14 +3,13 @@
 // file, passwords, SFTP-only accounts, what the child process gets, password-less logins,
 // an abstract socket, and isolation lukko cannot enforce here (cgroup limits without systemd).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { hashPassword } from '../../src/translation-server/password-hash.ts';
 import type { Server, World } from '../helpers/fixture.ts';
-import { cleanup, copyArgs, MAIN, makeWorld, NODE, publicKey, ROOT, run, settled, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
+import { cleanup, copyArgs, makeWorld, publicKey, ROOT, run, settled, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
 import { sshPassword, startTranslationServer } from '../helpers/translation.ts';
 
 const PASSWORD = 'correct horse battery staple';

@@ -115,9 +115,9 @@ export class Forwarding {
   /** direct-tcpip: ssh -L, ssh -W, ProxyJump. */
   directTcpip(accept: Accept, reject: Reject, info: { destIP: string; destPort: number; srcIP: string; srcPort: number }): void {
     const what = `direct-tcpip ${info.destIP}:${info.destPort}`;
+    if (this.netns === 'new') return this.refuse(reject, what, Forwarding.NEW_NETNS_RULE);
     const decision = permitOpenAllows(this.host.policy, info.destIP, info.destPort);
     if (!decision.allowed) return this.refuse(reject, what, decision.rule ?? 'not permitted');
-    if (this.netns === 'new') return this.refuse(reject, what, Forwarding.NEW_NETNS_RULE);
     if (!this.openChannel()) return this.refuse(reject, what, 'too many forwarded channels', RESOURCE_SHORTAGE);
     if (this.netns) {
       return this.netns.connect(info.destIP, info.destPort, () => {
@@ -154,6 +154,10 @@ export class Forwarding {
     // permitopen names host:port destinations; a key restricted by it gets no socket paths
     // at all (stricter than OpenSSH, which ignores permitopen for Unix sockets).
     if (policy.permitOpen.length > 0) return this.refuse(reject, what, 'permitopen restricts forwarding to TCP destinations');
+    // A file system path only: a name starting with NUL is an abstract socket, which has no
+    // permissions and belongs to the network namespace lukko runs in (the host's, even for an
+    // account that lives in a namespace of its own).
+    if (!info.socketPath.startsWith('/') || info.socketPath.includes('\0')) return this.refuse(reject, what, 'not an absolute path');
     if (!this.openChannel()) return this.refuse(reject, what, 'too many forwarded channels', RESOURCE_SHORTAGE);
     let socket: net.Socket;
     try {
@@ -209,13 +213,13 @@ export class Forwarding {
 
   private listenTcp(ok: (port?: number) => void, no: () => void, bindAddr: string, bindPort: number): void {
     const what = `tcpip-forward ${bindAddr}:${bindPort}`;
+    if (this.netns === 'new') return this.refuse(no, what, Forwarding.NEW_NETNS_RULE);
     const decision = permitListenAllows(this.host.policy, bindAddr, bindPort);
     if (!decision.allowed) return this.refuse(no, what, decision.rule ?? 'not permitted');
     if (bindPort !== 0 && bindPort < 1024 && this.host.account.uid !== 0) return this.refuse(no, what, 'privileged port');
     if (this.listeners.size >= MAX_LISTENERS) return this.refuse(no, what, 'too many listening forwards');
     const key = `tcp ${bindAddr}:${bindPort}`;
     if (this.listeners.has(key)) return this.refuse(no, what, 'already forwarded');
-    if (this.netns === 'new') return this.refuse(no, what, Forwarding.NEW_NETNS_RULE);
     if (this.netns) {
       const ns = this.netns;
       let l: Listening | undefined;

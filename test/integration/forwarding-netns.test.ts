@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, chownSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -26,6 +26,8 @@ let ids: { uid: number; gid: number };
 let port: number; // the marker servers' port, in the namespace and on the host
 let otherPort: number; // a second server in the namespace, not in permitopen
 let permittedListen: number;
+let floodPort: number;
+let floodCount: string;
 let hostMarker: net.Server;
 let clientService: net.Server;
 let clientPort: number;
@@ -42,6 +44,22 @@ for (const [port, marker] of JSON.parse(process.argv[1])) {
   net.createServer((s) => { s.on('error', () => {}); s.write(marker + '\\n'); s.pipe(s); }).listen(port, '127.0.0.1');
 }
 setInterval(() => {}, 1 << 30);
+`;
+
+/** Writes to every connection as fast as it is taken, and keeps the count in a file. */
+const FLOOD_SERVER = `
+const net = require('node:net');
+const fs = require('node:fs');
+const [port, file] = [Number(process.argv[1]), process.argv[2]];
+const chunk = Buffer.alloc(65536, 120);
+let total = 0;
+net.createServer((s) => {
+  s.on('error', () => {});
+  const pump = () => { while (s.write(chunk)) total += chunk.length; total += chunk.length; };
+  s.on('drain', pump);
+  pump();
+}).listen(port, '127.0.0.1');
+setInterval(() => fs.writeFileSync(file, String(total)), 50);
 `;
 
 /** Connects inside the namespace (or on the host) and returns the first line it gets, or the error. */
@@ -161,10 +179,13 @@ describe('forwarding for accounts in a network namespace', { skip }, () => {
     port = await freePort();
     otherPort = await freePort();
     permittedListen = await freePort();
+    floodPort = await freePort();
     assert.equal((await run('ip', ['netns', 'add', NETNS])).code, 0);
     assert.equal((await run('ip', ['-n', NETNS, 'link', 'set', 'lo', 'up'])).code, 0);
     const ns = spawn('ip', ['netns', 'exec', NETNS, NODE, '-e', MARKER_SERVER, JSON.stringify([[port, 'netns'], [otherPort, 'netns-other']])], { stdio: 'ignore' });
     background.push(ns);
+    floodCount = join(world.dir, 'flood-count');
+    background.push(spawn('ip', ['netns', 'exec', NETNS, NODE, '-e', FLOOD_SERVER, String(floodPort), floodCount], { stdio: 'ignore' }));
     hostMarker = markerServer('host');
     await new Promise<void>((r) => hostMarker.listen(port, '127.0.0.1', r));
     clientService = markerServer('client-service');
@@ -239,6 +260,69 @@ describe('forwarding for accounts in a network namespace', { skip }, () => {
     await waitFor('the listener to go', async () => (await probeInNetns(fixed)) === 'error ECONNREFUSED');
     assert.equal(await probeInNetns(allocated), 'client-service'); // the other forward stays
     proc.kill('SIGTERM');
+    // the helpers end with the connection: none of the account's is left
+    await settled(server);
+    await waitFor('the helpers to end', async () => (await run('ps', ['-C', 'lukko-netns', '-o', 'uid='])).stdout.split('\n').every((u) => u.trim() !== String(ids.uid)));
+  });
+
+  test('a reader that does not read holds the sender in the namespace back (backpressure through both relays)', async () => {
+    const local = await freePort();
+    const { proc } = await sshBackground('named', ['-L', `${local}:127.0.0.1:${floodPort}`]);
+    await waitFor('the -L listener', async () => new Promise((resolve) => {
+      const s = net.connect(local, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    }));
+    const stalled = net.connect(local, '127.0.0.1');
+    stalled.pause(); // never reads
+    let last = -1;
+    let same = 0;
+    for (let i = 0; i < 400 && same < 10; i++) {
+      await sleep(50);
+      const now = existsSync(floodCount) ? Number(readFileSync(floodCount, 'utf8') || 0) : 0;
+      same = now > 0 && now === last ? same + 1 : 0;
+      last = now;
+    }
+    assert.equal(same, 10, `the sender never stopped: ${last} bytes`);
+    // kernel socket buffers, the SSH window and one 64 KiB buffer per relay: a few MB, not more
+    assert.ok(last < 64 * 1024 * 1024, `${last} bytes sent into a stalled reader`);
+    if (process.env.LUKKO_TEST_DUMP) console.log(`stalled -L: ${last} bytes`);
+    stalled.destroy();
+    proc.kill('SIGTERM');
+
+    // the other way: ssh -R, a client-side sender, a reader in the namespace that does not read
+    let sent = 0;
+    const chunk = Buffer.alloc(65536, 121);
+    const flood = net.createServer((s) => {
+      s.on('error', () => undefined);
+      const pump = (): void => {
+        while (s.write(chunk)) sent += chunk.length;
+        sent += chunk.length;
+      };
+      s.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((r) => flood.listen(0, '127.0.0.1', r));
+    const fport = (flood.address() as net.AddressInfo).port;
+    const remote = await sshBackground('named', ['-R', `0:127.0.0.1:${fport}`], /Allocated port \d+/);
+    const allocated = Number(/Allocated port (\d+)/.exec(remote.stderr())?.[1]);
+    const idle = spawn('ip', ['netns', 'exec', NETNS, NODE, '-e', `require('node:net').connect(${allocated}, '127.0.0.1').pause(); setTimeout(() => {}, 60000)`], { stdio: 'ignore' });
+    background.push(idle);
+    last = -1;
+    same = 0;
+    for (let i = 0; i < 400 && same < 10; i++) {
+      await sleep(50);
+      same = sent > 0 && sent === last ? same + 1 : 0;
+      last = sent;
+    }
+    assert.equal(same, 10, `the client-side sender never stopped: ${last} bytes`);
+    assert.ok(last < 64 * 1024 * 1024, `${last} bytes sent into a stalled reader`);
+    if (process.env.LUKKO_TEST_DUMP) console.log(`stalled -R: ${last} bytes`);
+    idle.kill('SIGKILL');
+    remote.proc.kill('SIGTERM');
+    flood.close();
   });
 
   test('permitopen and permitlisten still decide inside the namespace', async () => {

@@ -117,11 +117,11 @@ static long number(const char *s, long max)
 static int valid_name(const char *s)
 {
 	size_t n = strlen(s);
-	if (n == 0 || n > 64 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+	if (n == 0 || n > NAME_MAX)
 		return 0;
 	for (; *s; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
-		      *s == '-' || *s == '.'))
+		      *s == '-'))
 			return 0;
 	return 1;
 }

@@ -108,6 +108,7 @@ function firstLine(stream: Readable, done: (line: string | undefined) => void): 
   });
   stream.once('end', () => finish(undefined));
   stream.once('error', () => finish(undefined));
+  stream.once('close', () => finish(undefined)); // destroyed without an end: spawn failed
 }
 
 interface ListenEntry {

@@ -20,6 +20,7 @@ import type { Policy } from '../auth/policy.ts';
 import { permitListenAllows, permitOpenAllows } from '../auth/policy.ts';
 import type { Logger } from '../log/logger.ts';
 import { asUser } from './as-user.ts';
+import { NetnsForwarding } from './netns.ts';
 
 export const MAX_PENDING_GLOBAL_REQUESTS = 16;
 export const MAX_FORWARD_CHANNELS = 256;
@@ -61,7 +62,7 @@ interface AgentOpener {
 }
 
 interface Listening {
-  server: net.Server;
+  server: { close(): unknown };
   key: string;
   path?: string;
 }
@@ -79,10 +80,22 @@ export class Forwarding {
   private readonly listeners = new Map<string, Listening>();
   private agent: { server: net.Server; dir: string; path: string } | undefined;
   private readonly host: ForwardingHost;
+  /** The account's network namespace, where its TCP forwards live instead of the host's. */
+  private readonly netns: NetnsForwarding | 'new' | undefined;
 
   constructor(host: ForwardingHost) {
     this.host = host;
+    const ns = host.account.spawn?.isolation?.networkNamespace;
+    this.netns = ns?.kind === 'named'
+      ? new NetnsForwarding({ ...host, name: ns.name, openChannel: () => this.openChannel(), closedChannel: this.closedChannel, splice, maxChannels: MAX_FORWARD_CHANNELS })
+      : ns?.kind;
   }
+
+  // A per-session NETWORK_NAMESPACE exists only while a session runs and holds nothing but
+  // lo, so there is nothing a forward could reach or serve in it; the host's network is not
+  // the account's. The translation login already switches forwarding off for it; this holds
+  // even if a policy ever let it through.
+  private static readonly NEW_NETNS_RULE = 'NETWORK_NAMESPACE (a per-session network namespace has nothing to forward to)';
 
   private refuse(reject: Reject, what: string, why: string, code = ADMINISTRATIVELY_PROHIBITED): void {
     this.host.log.info({ forward: what, reason: why }, 'forwarding refused');
@@ -102,9 +115,21 @@ export class Forwarding {
   /** direct-tcpip: ssh -L, ssh -W, ProxyJump. */
   directTcpip(accept: Accept, reject: Reject, info: { destIP: string; destPort: number; srcIP: string; srcPort: number }): void {
     const what = `direct-tcpip ${info.destIP}:${info.destPort}`;
+    if (this.netns === 'new') return this.refuse(reject, what, Forwarding.NEW_NETNS_RULE);
     const decision = permitOpenAllows(this.host.policy, info.destIP, info.destPort);
     if (!decision.allowed) return this.refuse(reject, what, decision.rule ?? 'not permitted');
     if (!this.openChannel()) return this.refuse(reject, what, 'too many forwarded channels', RESOURCE_SHORTAGE);
+    if (this.netns) {
+      return this.netns.connect(info.destIP, info.destPort, () => {
+        const channel = accept?.();
+        if (!channel) this.closedChannel();
+        else this.host.log.debug({ forward: what, rule: decision.rule }, 'forwarding');
+        return channel;
+      }, (why) => {
+        this.closedChannel();
+        this.refuse(reject, what, why, CONNECT_FAILED);
+      });
+    }
     const socket = net.connect({ host: info.destIP, port: info.destPort });
     socket.setNoDelay(true);
     socket.once('connect', () => {
@@ -129,6 +154,10 @@ export class Forwarding {
     // permitopen names host:port destinations; a key restricted by it gets no socket paths
     // at all (stricter than OpenSSH, which ignores permitopen for Unix sockets).
     if (policy.permitOpen.length > 0) return this.refuse(reject, what, 'permitopen restricts forwarding to TCP destinations');
+    // A file system path only: a name starting with NUL is an abstract socket, which has no
+    // permissions and belongs to the network namespace lukko runs in (the host's, even for an
+    // account that lives in a namespace of its own).
+    if (!info.socketPath.startsWith('/') || info.socketPath.includes('\0')) return this.refuse(reject, what, 'not an absolute path');
     if (!this.openChannel()) return this.refuse(reject, what, 'too many forwarded channels', RESOURCE_SHORTAGE);
     let socket: net.Socket;
     try {
@@ -184,12 +213,27 @@ export class Forwarding {
 
   private listenTcp(ok: (port?: number) => void, no: () => void, bindAddr: string, bindPort: number): void {
     const what = `tcpip-forward ${bindAddr}:${bindPort}`;
+    if (this.netns === 'new') return this.refuse(no, what, Forwarding.NEW_NETNS_RULE);
     const decision = permitListenAllows(this.host.policy, bindAddr, bindPort);
     if (!decision.allowed) return this.refuse(no, what, decision.rule ?? 'not permitted');
     if (bindPort !== 0 && bindPort < 1024 && this.host.account.uid !== 0) return this.refuse(no, what, 'privileged port');
     if (this.listeners.size >= MAX_LISTENERS) return this.refuse(no, what, 'too many listening forwards');
     const key = `tcp ${bindAddr}:${bindPort}`;
     if (this.listeners.has(key)) return this.refuse(no, what, 'already forwarded');
+    if (this.netns) {
+      const ns = this.netns;
+      let l: Listening | undefined;
+      const gone = (): void => {
+        if (l && this.listeners.get(l.key) === l) this.listeners.delete(l.key);
+      };
+      return ns.listen(bindAddr, loopbackFor(bindAddr), bindPort, (err, listener) => {
+        if (err !== undefined || !listener) return this.refuse(no, what, err ?? 'listen failed');
+        l = { server: listener, key: bindPort === 0 ? `tcp ${bindAddr}:${listener.port}` : key };
+        this.listeners.set(l.key, l);
+        this.host.log.info({ forward: what, port: listener.port, rule: decision.rule, netns: ns.name }, 'remote forward listening');
+        ok(bindPort === 0 ? listener.port : undefined);
+      }, gone);
+    }
     const server = net.createServer((socket) => {
       socket.setNoDelay(true);
       if (!this.openChannel()) return socket.destroy();
@@ -302,6 +346,7 @@ export class Forwarding {
   end(): void {
     for (const l of this.listeners.values()) this.close(l);
     this.listeners.clear();
+    if (this.netns instanceof NetnsForwarding) this.netns.end();
     if (this.agent) {
       const { dir, server } = this.agent;
       server.close();

@@ -101,8 +101,12 @@ function translationPolicy(response: TranslationResponse): Policy {
   else if (response.token === 'sftp-only') deny('TOKEN sftp-only');
   else if (response.noPassword === 'sftp') deny('NO_PASSWORD sftp');
   else if (!isExecAllowed(response)) deny('exec not allowed');
-  // The original forbids TCP forwarding into an account that has its own network namespace.
-  if (response.topLevel?.isolation.networkNamespace !== undefined && p.portForwarding) {
+  // A per-session network namespace (NETWORK_NAMESPACE) holds only lo and exists only while a
+  // session runs: nothing outside the session to reach, so no TCP forwarding (as the
+  // original, which forbids it for any network namespace). A named one
+  // (NETWORK_NAMESPACE_NAME) is a network of its own; forwards work inside it
+  // (src/forward/netns.ts), never in the host's.
+  if (response.topLevel?.isolation.networkNamespace?.kind === 'new' && p.portForwarding) {
     p.portForwarding = false;
     p.origins.push(`${TRANSLATION_ORIGIN}: NETWORK_NAMESPACE`);
   }

@@ -1,0 +1,118 @@
+// Forwarding under pressure: a stalled reader on either side holds the writer back instead of
+// making the lukko instance buffer (its memory is read from /proc), and the per-connection
+// limits (pending global requests, channels, listeners) refuse cleanly while the connection
+// goes on.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import type { Server, World } from '../helpers/fixture.ts';
+import { authorize, cleanup, freePort, keyLine, makeWorld, startServer } from '../helpers/fixture.ts';
+import { instancePid, memoryOf, readRepeated, sshBackground, writeUntilStalled } from '../helpers/forward.ts';
+
+let world: World;
+let server: Server;
+const background: ChildProcess[] = [];
+const servers: net.Server[] = [];
+
+const MB = 1024 * 1024;
+/** What a writer may push when nothing holds it back: far beyond any sane buffer. */
+const FLOOD = 384 * MB;
+/** How much the instance's memory may grow while a reader stalls. Without backpressure it grows by about FLOOD. */
+const BOUND = 96 * MB;
+/** No drain for this long: the other end is holding the writer back. */
+const STALL_MS = 2500;
+
+async function listen(onConnection: (s: net.Socket) => void): Promise<number> {
+  const srv = net.createServer(onConnection);
+  servers.push(srv);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return (srv.address() as net.AddressInfo).port;
+}
+
+/** A local forward to 127.0.0.1:destPort through its own ssh -L; returns the local port. */
+async function localForward(destPort: number): Promise<number> {
+  const lport = await freePort();
+  const { proc, stderr } = await sshBackground(server, world.keys.ed25519!, 'alice', ['-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${lport}:127.0.0.1:${destPort}`]);
+  background.push(proc);
+  for (let i = 0; i < 400; i++) {
+    if (proc.exitCode !== null) throw new Error(`ssh -L exited: ${stderr()}`);
+    // ssh opens the local port once the session is up; probe without connecting through it
+    const up = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer();
+      probe.once('error', () => resolve(true));
+      probe.listen(lport, '127.0.0.1', () => probe.close(() => resolve(false)));
+    });
+    if (up) return lport;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('ssh -L never listened');
+}
+
+before(async () => {
+  world = makeWorld();
+  authorize(world, 'alice', [keyLine(world, 'ed25519')]);
+  server = await startServer(world);
+});
+
+after(async () => {
+  for (const p of background) p.kill();
+  for (const s of servers) s.close();
+  await server?.stop();
+  if (world) cleanup(world);
+});
+
+describe('backpressure', () => {
+  test('ssh -L to a destination that stops reading: the client is held back, the instance stays small, then all data arrives', async () => {
+    const chunk = randomBytes(MB);
+    let destination: net.Socket | undefined;
+    const destPort = await listen((s) => {
+      s.pause(); // accepts and does not read
+      destination = s;
+    });
+    const lport = await localForward(destPort);
+    const writer = net.connect({ host: '127.0.0.1', port: lport });
+    await new Promise<void>((r) => writer.once('connect', () => r()));
+    const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${destPort}`);
+    const before = memoryOf(pid);
+
+    const written = await writeUntilStalled(writer, chunk, FLOOD, STALL_MS);
+    const during = memoryOf(pid);
+    console.log(`stalled destination: wrote ${written / MB} MB; instance RSS ${before.rss / MB} MB before, high-water ${during.hwm / MB} MB`);
+    assert.ok(written < FLOOD, `the writer was never held back (${written / MB} MB went in)`);
+    assert.ok(during.hwm - before.rss < BOUND, `instance grew from ${before.rss / MB} MB to ${during.hwm / MB} MB`);
+
+    const got = readRepeated(destination!, chunk);
+    writer.end();
+    const { bytes, intact } = await got;
+    assert.equal(bytes, written);
+    assert.ok(intact, 'the data arrived unchanged');
+  });
+
+  test('ssh -L whose client stops reading: the source is held back, the instance stays small, then all data arrives', async () => {
+    const chunk = randomBytes(MB);
+    let sent: Promise<number> | undefined;
+    const sourcePort = await listen((s) => {
+      sent = writeUntilStalled(s, chunk, FLOOD, STALL_MS).then((n) => {
+        s.end();
+        return n;
+      });
+    });
+    const lport = await localForward(sourcePort);
+    const reader = net.connect({ host: '127.0.0.1', port: lport });
+    reader.pause(); // connects and does not read
+    const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${sourcePort}`);
+    const before = memoryOf(pid);
+    for (let i = 0; i < 400 && !sent; i++) await new Promise((r) => setTimeout(r, 25));
+    const written = await sent!;
+    const during = memoryOf(pid);
+    console.log(`stalled client: source wrote ${written / MB} MB; instance RSS ${before.rss / MB} MB before, high-water ${during.hwm / MB} MB`);
+    assert.ok(written < FLOOD, `the source was never held back (${written / MB} MB went out)`);
+    assert.ok(during.hwm - before.rss < BOUND, `instance grew from ${before.rss / MB} MB to ${during.hwm / MB} MB`);
+
+    const { bytes, intact } = await readRepeated(reader, chunk);
+    assert.equal(bytes, written);
+    assert.ok(intact, 'the data arrived unchanged');
+  });
+});

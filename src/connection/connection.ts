@@ -98,7 +98,7 @@ export class Connection {
       onFirstRequest: () => clearTimeout(this.timers[0]),
       onSuccess: (outcome) => {
         this.auth = outcome;
-        this.forwarding = new Forwarding({ log: this.log.child({ user: outcome.account.name }), account: outcome.account, policy: outcome.policy, client });
+        this.forwarding = new Forwarding({ log: this.log.child({ user: outcome.account.name }), account: outcome.account, policy: outcome.policy, client, transport: this.socket });
         const { key } = outcome;
         this.log.info(
           { user: outcome.account.name, method: outcome.method, key: key?.fingerprint, type: key?.type, origin: key?.origin, source: outcome.account.source },

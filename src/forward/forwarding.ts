@@ -8,18 +8,18 @@
 //   auth-agent          ssh -A           a socket in a 0700 directory of the user's
 //
 // Every refusal is a channel-open or global-request failure with a log line naming the rule;
-// the connection goes on. Data flows through stream.pipe in both directions, so a slow side
-// holds the other back instead of making this process buffer.
+// the connection goes on. Data flows through flow.ts's splice: a slow side, in either
+// direction, holds the other back instead of making this process buffer.
 import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import type { Connection as SshClient, ServerChannel } from 'ssh2';
 import type { Account } from '../auth/account.ts';
 import type { Policy } from '../auth/policy.ts';
 import { permitListenAllows, permitOpenAllows } from '../auth/policy.ts';
 import type { Logger } from '../log/logger.ts';
 import { asUser } from './as-user.ts';
+import { TransportGate, splice } from './flow.ts';
 
 export const MAX_PENDING_GLOBAL_REQUESTS = 16;
 export const MAX_FORWARD_CHANNELS = 256;
@@ -32,24 +32,6 @@ const RESOURCE_SHORTAGE = 4;
 
 type Reject = ((code?: number, text?: string) => void) | undefined;
 type Accept = (() => ServerChannel | undefined) | undefined;
-
-/** Joins a channel and a socket until either ends; errors on one side close the other. */
-export function splice(channel: Duplex, socket: Duplex, done: () => void): void {
-  let closed = false;
-  const close = (): void => {
-    if (closed) return;
-    closed = true;
-    socket.destroy();
-    channel.destroy();
-    done();
-  };
-  channel.on('error', close);
-  socket.on('error', close);
-  channel.on('close', close);
-  socket.on('close', close);
-  channel.pipe(socket);
-  socket.pipe(channel);
-}
 
 /** GatewayPorts no: whatever the client asks for, the listener is on loopback. */
 export function loopbackFor(bindAddr: string): string {
@@ -71,6 +53,8 @@ export interface ForwardingHost {
   account: Account;
   policy: Policy;
   client: SshClient;
+  /** The SSH connection's socket: tunnels stop reading while too much waits on it. */
+  transport?: { writableLength: number; on(e: 'drain' | 'close', f: () => void): unknown };
 }
 
 export class Forwarding {
@@ -79,9 +63,11 @@ export class Forwarding {
   private readonly listeners = new Map<string, Listening>();
   private agent: { server: net.Server; dir: string; path: string } | undefined;
   private readonly host: ForwardingHost;
+  private readonly gate: TransportGate | undefined;
 
   constructor(host: ForwardingHost) {
     this.host = host;
+    this.gate = host.transport && new TransportGate(host.transport);
   }
 
   private refuse(reject: Reject, what: string, why: string, code = ADMINISTRATIVELY_PROHIBITED): void {
@@ -111,7 +97,7 @@ export class Forwarding {
       const channel = accept?.();
       if (!channel) return socket.destroy();
       this.host.log.debug({ forward: what, rule: decision.rule }, 'forwarding');
-      splice(channel, socket, this.closedChannel);
+      splice(channel, socket, this.closedChannel, this.gate);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (socket.connecting || !socket.remoteAddress) {
@@ -140,7 +126,7 @@ export class Forwarding {
     socket.once('connect', () => {
       const channel = accept?.();
       if (!channel) return socket.destroy();
-      splice(channel, socket, this.closedChannel);
+      splice(channel, socket, this.closedChannel, this.gate);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (socket.connecting || socket.readyState === 'closed') {
@@ -199,7 +185,7 @@ export class Forwarding {
           this.closedChannel();
           return socket.destroy();
         }
-        splice(channel, socket, this.closedChannel);
+        splice(channel, socket, this.closedChannel, this.gate);
       });
     });
     server.once('error', (err: NodeJS.ErrnoException) => this.refuse(no, what, `listen failed: ${err.code ?? err.message}`));
@@ -228,7 +214,7 @@ export class Forwarding {
           this.closedChannel();
           return socket.destroy();
         }
-        splice(channel, socket, this.closedChannel);
+        splice(channel, socket, this.closedChannel, this.gate);
       });
     });
     server.once('error', (err: NodeJS.ErrnoException) => this.refuse(no, what, `listen failed: ${err.code ?? err.message}`));
@@ -284,7 +270,7 @@ export class Forwarding {
               this.closedChannel();
               return socket.destroy();
             }
-            splice(channel, socket, this.closedChannel);
+            splice(channel, socket, this.closedChannel, this.gate);
           });
         });
         server.listen(path);

@@ -5,8 +5,11 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import ssh2 from 'ssh2';
+import type { ClientChannel } from 'ssh2';
 import type { Server, World } from '../helpers/fixture.ts';
 import { authorize, cleanup, freePort, keyLine, makeWorld, startServer } from '../helpers/fixture.ts';
 import { instancePid, memoryOf, readRepeated, sshBackground, writeUntilStalled } from '../helpers/forward.ts';
@@ -48,6 +51,58 @@ async function localForward(destPort: number): Promise<number> {
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error('ssh -L never listened');
+}
+
+/** A TCP relay to lukko whose lukko→client direction the test can stop and restart. */
+async function relay(): Promise<{ port: number; hold(): void; release(): void }> {
+  const ups: net.Socket[] = [];
+  let held = false;
+  const port = await listen((down) => {
+    const up = net.connect({ host: '127.0.0.1', port: server.port });
+    ups.push(up);
+    down.pipe(up);
+    up.on('data', (d: Buffer) => {
+      if (!down.write(d)) up.pause();
+    });
+    down.on('drain', () => {
+      if (!held) up.resume();
+    });
+    const close = (): void => {
+      up.destroy();
+      down.destroy();
+    };
+    up.on('error', close);
+    down.on('error', close);
+    up.on('end', close);
+  });
+  return {
+    port,
+    // stop reading what lukko sends: its socket's send buffer fills, then its own writes queue
+    hold: () => {
+      held = true;
+      for (const u of ups) u.pause();
+    },
+    release: () => {
+      held = false;
+      for (const u of ups) u.resume();
+    },
+  };
+}
+
+/** An ssh2 client logged in as alice through `port`. */
+async function ssh2Client(port: number): Promise<ssh2.Client> {
+  const client = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    client.once('ready', () => resolve());
+    client.once('error', reject);
+    client.connect({ host: '127.0.0.1', port, username: 'alice', privateKey: readFileSync(world.keys.ed25519!) });
+  });
+  client.on('error', () => {});
+  return client;
+}
+
+function forwardOut(client: ssh2.Client, port: number): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, ch) => (err ? reject(err) : resolve(ch))));
 }
 
 before(async () => {
@@ -114,5 +169,73 @@ describe('backpressure', () => {
     const { bytes, intact } = await readRepeated(reader, chunk);
     assert.equal(bytes, written);
     assert.ok(intact, 'the data arrived unchanged');
+  });
+});
+
+describe('closing', () => {
+  test('a destination that sends and closes at once: what still waits for the client\'s window is delivered before the channel closes', async () => {
+    const chunk = randomBytes(MB);
+    // an ssh2 client that does not read takes about 4 MiB (2 MiB buffered, 2 MiB of window);
+    // lukko reads the rest and the end of the stream, and has to hold about 1 MiB
+    const size = 5 * MB;
+    let sourceClosed: Promise<void> | undefined;
+    const sourcePort = await listen((s) => {
+      sourceClosed = new Promise((r) => s.once('close', () => r()));
+      for (let n = 0; n < size; n += MB) s.write(chunk);
+      s.end();
+    });
+    const client = await ssh2Client(server.port);
+    try {
+      const ch = await forwardOut(client, sourcePort);
+      ch.pause(); // no reading: ssh2 grants no more window
+      for (let i = 0; i < 400 && !sourceClosed; i++) await new Promise((r) => setTimeout(r, 25));
+      await sourceClosed; // lukko has read everything and its socket to the source is closed
+      await new Promise((r) => setTimeout(r, 300));
+      const { bytes, intact } = await readRepeated(ch as unknown as net.Socket, chunk);
+      assert.equal(bytes, size);
+      assert.ok(intact);
+    } finally {
+      client.end();
+    }
+  });
+});
+
+describe('a hostile client', () => {
+  test('a huge window and no reading from the connection: the instance stops reading the source instead of queueing for the client', async () => {
+    const chunk = randomBytes(MB);
+    let sent: Promise<number> | undefined;
+    let source: net.Socket | undefined;
+    const sourcePort = await listen((s) => {
+      source = s;
+      s.pause(); // starts writing once the client's trap is set
+    });
+    const r = await relay();
+    const client = await ssh2Client(r.port);
+    try {
+      const ch = await forwardOut(client, sourcePort);
+      // grant lukko 1 GiB of window: SSH flow control no longer holds it back
+      const proto = (client as unknown as { _protocol: { channelWindowAdjust(id: number, n: number): void } })._protocol;
+      proto.channelWindowAdjust((ch as unknown as { outgoing: { id: number } }).outgoing.id, 1024 * MB);
+      const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${sourcePort}`);
+      await new Promise((res) => setTimeout(res, 200));
+      r.hold();
+      const before = memoryOf(pid);
+      sent = writeUntilStalled(source!, chunk, FLOOD, STALL_MS);
+      const written = await sent;
+      const during = memoryOf(pid);
+      console.log(`client not reading the connection: source wrote ${written / MB} MB; instance RSS ${before.rss / MB} MB before, high-water ${during.hwm / MB} MB`);
+      assert.ok(written < FLOOD, `the source was never held back (${written / MB} MB went out)`);
+      assert.ok(during.hwm - before.rss < BOUND, `instance grew from ${before.rss / MB} MB to ${during.hwm / MB} MB`);
+
+      source!.end();
+      const got = readRepeated(ch as unknown as net.Socket, chunk);
+      r.release();
+      const { bytes, intact } = await got;
+      assert.equal(bytes, written);
+      assert.ok(intact, 'the data arrived unchanged');
+    } finally {
+      r.release();
+      client.end();
+    }
   });
 });

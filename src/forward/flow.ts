@@ -108,3 +108,26 @@ export function splice(channel: Duplex, socket: Duplex, done: () => void, gate?:
   pump(channel, socket);
   pump(socket, channel, gate);
 }
+
+/**
+ * A client must not send more than the window it was granted (RFC 4254 5.2). ssh2 drops data
+ * that arrives when the window is exactly 0, but data overshooting a smaller window is
+ * queued and the window goes negative, so a client that ignores the window could make this
+ * process buffer without bound behind a slow socket. At the first such byte `overrun` is
+ * called (once; the caller ends the connection) and nothing more of the channel is queued.
+ */
+export function refuseWindowOverrun(channel: Duplex, overrun: () => void): void {
+  const c = channel as unknown as { incoming?: { window: number }; push(chunk: unknown, encoding?: BufferEncoding): boolean };
+  const push = c.push.bind(channel);
+  let over = false;
+  c.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (chunk !== null && c.incoming !== undefined && c.incoming.window < 0) {
+      if (!over) {
+        over = true;
+        overrun();
+      }
+      return false;
+    }
+    return push(chunk, encoding);
+  };
+}

@@ -19,7 +19,7 @@ import type { Policy } from '../auth/policy.ts';
 import { permitListenAllows, permitOpenAllows } from '../auth/policy.ts';
 import type { Logger } from '../log/logger.ts';
 import { asUser } from './as-user.ts';
-import { TransportGate, splice } from './flow.ts';
+import { TransportGate, refuseWindowOverrun, splice } from './flow.ts';
 
 export const MAX_PENDING_GLOBAL_REQUESTS = 16;
 export const MAX_FORWARD_CHANNELS = 256;
@@ -29,6 +29,8 @@ export const MAX_LISTENERS = 32;
 const ADMINISTRATIVELY_PROHIBITED = 1;
 const CONNECT_FAILED = 2;
 const RESOURCE_SHORTAGE = 4;
+// RFC 4253 11.1
+const DISCONNECT_PROTOCOL_ERROR = 2;
 
 type Reject = ((code?: number, text?: string) => void) | undefined;
 type Accept = (() => ServerChannel | undefined) | undefined;
@@ -55,6 +57,8 @@ export interface ForwardingHost {
   client: SshClient;
   /** The SSH connection's socket: tunnels stop reading while too much waits on it. */
   transport?: { writableLength: number; on(e: 'drain' | 'close', f: () => void): unknown };
+  /** Ends the whole connection (a client breaking flow control). */
+  disconnect?: (reason: number, text: string) => void;
 }
 
 export class Forwarding {
@@ -85,6 +89,19 @@ export class Forwarding {
     this.channels--;
   };
 
+  /** Runs a tunnel between a channel and a socket until both are closed. */
+  private join(channel: ServerChannel, socket: net.Socket, what: string): void {
+    refuseWindowOverrun(channel, () => {
+      // as OpenSSH ("peer ignored channel window"): a client that does this is broken or
+      // hostile, and only ending the connection stops it from sending more
+      this.host.log.warn({ forward: what, reason: 'client sent data beyond the window' }, 'disconnecting');
+      socket.destroy();
+      channel.destroy();
+      this.host.disconnect?.(DISCONNECT_PROTOCOL_ERROR, 'peer ignored channel window');
+    });
+    splice(channel, socket, this.closedChannel, this.gate);
+  }
+
   /** direct-tcpip: ssh -L, ssh -W, ProxyJump. */
   directTcpip(accept: Accept, reject: Reject, info: { destIP: string; destPort: number; srcIP: string; srcPort: number }): void {
     const what = `direct-tcpip ${info.destIP}:${info.destPort}`;
@@ -97,7 +114,7 @@ export class Forwarding {
       const channel = accept?.();
       if (!channel) return socket.destroy();
       this.host.log.debug({ forward: what, rule: decision.rule }, 'forwarding');
-      splice(channel, socket, this.closedChannel, this.gate);
+      this.join(channel, socket, what);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (socket.connecting || !socket.remoteAddress) {
@@ -126,7 +143,7 @@ export class Forwarding {
     socket.once('connect', () => {
       const channel = accept?.();
       if (!channel) return socket.destroy();
-      splice(channel, socket, this.closedChannel, this.gate);
+      this.join(channel, socket, what);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (socket.connecting || socket.readyState === 'closed') {
@@ -185,7 +202,7 @@ export class Forwarding {
           this.closedChannel();
           return socket.destroy();
         }
-        splice(channel, socket, this.closedChannel, this.gate);
+        this.join(channel, socket, what);
       });
     });
     server.once('error', (err: NodeJS.ErrnoException) => this.refuse(no, what, `listen failed: ${err.code ?? err.message}`));
@@ -214,7 +231,7 @@ export class Forwarding {
           this.closedChannel();
           return socket.destroy();
         }
-        splice(channel, socket, this.closedChannel, this.gate);
+        this.join(channel, socket, what);
       });
     });
     server.once('error', (err: NodeJS.ErrnoException) => this.refuse(no, what, `listen failed: ${err.code ?? err.message}`));
@@ -270,7 +287,7 @@ export class Forwarding {
               this.closedChannel();
               return socket.destroy();
             }
-            splice(channel, socket, this.closedChannel, this.gate);
+            this.join(channel, socket, 'auth-agent');
           });
         });
         server.listen(path);

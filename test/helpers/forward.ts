@@ -109,3 +109,24 @@ export function readRepeated(s: net.Socket, chunk: Buffer): Promise<{ bytes: num
     s.resume();
   });
 }
+
+/** Samples memoryOf(pid) until stopped or the process is gone; stop() gives the highest VmHWM seen. */
+export function watchMemory(pid: number): { stop(): number } {
+  let hwm = memoryOf(pid).hwm;
+  const sample = (): void => {
+    try {
+      const now = memoryOf(pid).hwm;
+      if (!Number.isNaN(now)) hwm = Math.max(hwm, now); // NaN: exiting, its memory is gone
+    } catch {
+      clearInterval(t); // exited
+    }
+  };
+  const t = setInterval(sample, 20);
+  return {
+    stop: () => {
+      clearInterval(t);
+      sample();
+      return hwm;
+    },
+  };
+}

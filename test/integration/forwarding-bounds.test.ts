@@ -290,3 +290,78 @@ describe('a hostile client', () => {
     }
   });
 });
+
+describe('limits', () => {
+  function forwardIn(client: ssh2.Client, port = 0): Promise<number> {
+    return new Promise((resolve, reject) => client.forwardIn('127.0.0.1', port, (err, p) => (err ? reject(err) : resolve(p))));
+  }
+  function unforwardIn(client: ssh2.Client, port: number): Promise<void> {
+    return new Promise((resolve, reject) => client.unforwardIn('127.0.0.1', port, (err) => (err ? reject(err) : resolve())));
+  }
+  const refusals = (pid: number, msg: string): Record<string, unknown>[] => server.events().filter((e) => e.pid === pid && e.msg === msg);
+
+  test('more than 16 global requests at once: the rest fail, in order, and the connection goes on', async () => {
+    const client = await ssh2Client(server.port);
+    try {
+      // corked: all 20 requests leave in one write and arrive in one read, so all of them are
+      // pending in the instance at the same time
+      const sock = (client as unknown as { _sock: net.Socket })._sock;
+      sock.cork();
+      const results = Array.from({ length: 20 }, () => forwardIn(client).then((p) => p, () => 'refused' as const));
+      process.nextTick(() => sock.uncork());
+      const got = await Promise.all(results);
+      assert.deepEqual(got.map((r) => (r === 'refused' ? 'refused' : 'ok')), [...Array(16).fill('ok'), ...Array(4).fill('refused')]);
+      const pid = await instancePid(server, (e) => e.msg === 'remote forward listening' && e.port === got[0]);
+      assert.equal(refusals(pid, 'global request refused: too many pending').length, 4);
+      for (const p of got) if (typeof p === 'number') await unforwardIn(client, p);
+      assert.ok((await forwardIn(client)) > 0, 'a later request works');
+    } finally {
+      client.end();
+    }
+  });
+
+  test('at most 32 listening forwards: the 33rd fails, a cancel makes room, the connection goes on', async () => {
+    const client = await ssh2Client(server.port);
+    try {
+      const ports: number[] = [];
+      for (let i = 0; i < 32; i++) ports.push(await forwardIn(client));
+      await assert.rejects(forwardIn(client));
+      const pid = await instancePid(server, (e) => e.msg === 'remote forward listening' && e.port === ports[0]);
+      assert.ok(refusals(pid, 'forwarding refused').some((e) => e.reason === 'too many listening forwards'));
+      await unforwardIn(client, ports[0]!);
+      assert.ok((await forwardIn(client)) > 0);
+    } finally {
+      client.end();
+    }
+  });
+
+  test('at most 256 forwarded channels: the next is refused as a resource shortage, a closed one makes room', async () => {
+    const echoPort = await listen((s) => s.pipe(s));
+    const client = await ssh2Client(server.port);
+    try {
+      const channels: ClientChannel[] = [];
+      for (let i = 0; i < 256; i++) channels.push(await forwardOut(client, echoPort));
+      const err = await forwardOut(client, echoPort).then(
+        () => undefined,
+        (e: Error & { reason?: number }) => e,
+      );
+      assert.equal(err?.reason, 4, 'SSH_OPEN_RESOURCE_SHORTAGE');
+      const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${echoPort}`);
+      assert.ok(refusals(pid, 'forwarding refused').some((e) => e.reason === 'too many forwarded channels'));
+      // the others still work
+      const last = channels[255]!;
+      const echoed = new Promise<Buffer>((r) => last.once('data', (d: Buffer) => r(d)));
+      last.write('still here');
+      assert.equal((await echoed).toString(), 'still here');
+      channels[0]!.close();
+      let again: ClientChannel | undefined;
+      for (let i = 0; i < 100 && !again; i++) {
+        again = await forwardOut(client, echoPort).catch(() => undefined);
+        if (!again) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(again, 'a closed channel makes room for a new one');
+    } finally {
+      client.end();
+    }
+  });
+});

@@ -18,6 +18,7 @@ import type { Account } from '../auth/account.ts';
 import type { Policy } from '../auth/policy.ts';
 import { permitListenAllows, permitOpenAllows } from '../auth/policy.ts';
 import type { Logger } from '../log/logger.ts';
+import { TRANSLATION_ORIGIN } from '../translation/login.ts';
 import { asUser } from './as-user.ts';
 import { TransportGate, refuseWindowOverrun, splice } from './flow.ts';
 
@@ -32,8 +33,22 @@ const RESOURCE_SHORTAGE = 4;
 // RFC 4253 11.1
 const DISCONNECT_PROTOCOL_ERROR = 2;
 
+/** The rule policy.ts names when port forwarding is off altogether. */
+const PORT_FORWARDING_DISABLED = 'port forwarding disabled';
+
 type Reject = ((code?: number, text?: string) => void) | undefined;
 type Accept = (() => ServerChannel | undefined) | undefined;
+
+/**
+ * Who switched a facility off, for the refusal's log line: the key option that decided it
+ * (`…/authorized_keys:3 restrict`, `… no-port-forwarding`) or the translation server's reason.
+ */
+export function switchedOffBy(policy: Policy, flag: 'port-forwarding' | 'agent-forwarding'): string {
+  const who = policy.origins.filter(
+    (o) => o.endsWith(' restrict') || o.endsWith(` no-${flag}`) || (o.startsWith(`${TRANSLATION_ORIGIN}:`) && (flag === 'port-forwarding' || !o.endsWith('NETWORK_NAMESPACE'))),
+  );
+  return `${flag} off by ${who.length > 0 ? who.join('; ') : 'policy'}`;
+}
 
 /** GatewayPorts no: whatever the client asks for, the listener is on loopback. */
 export function loopbackFor(bindAddr: string): string {
@@ -75,6 +90,7 @@ export class Forwarding {
   }
 
   private refuse(reject: Reject, what: string, why: string, code = ADMINISTRATIVELY_PROHIBITED): void {
+    if (why === PORT_FORWARDING_DISABLED) why = switchedOffBy(this.host.policy, 'port-forwarding');
     this.host.log.info({ forward: what, reason: why }, 'forwarding refused');
     reject?.(code, why);
   }
@@ -128,7 +144,7 @@ export class Forwarding {
   directStreamlocal(accept: Accept, reject: Reject, info: { socketPath: string }): void {
     const what = `direct-streamlocal ${info.socketPath}`;
     const { policy } = this.host;
-    if (!policy.portForwarding) return this.refuse(reject, what, 'port forwarding disabled');
+    if (!policy.portForwarding) return this.refuse(reject, what, PORT_FORWARDING_DISABLED);
     // permitopen names host:port destinations; a key restricted by it gets no socket paths
     // at all (stricter than OpenSSH, which ignores permitopen for Unix sockets).
     if (policy.permitOpen.length > 0) return this.refuse(reject, what, 'permitopen restricts forwarding to TCP destinations');
@@ -218,7 +234,7 @@ export class Forwarding {
   private listenStreamlocal(ok: () => void, no: () => void, path: string): void {
     const what = `streamlocal-forward ${path}`;
     const { policy } = this.host;
-    if (!policy.portForwarding) return this.refuse(no, what, 'port forwarding disabled');
+    if (!policy.portForwarding) return this.refuse(no, what, PORT_FORWARDING_DISABLED);
     if (policy.permitListen.length > 0) return this.refuse(no, what, 'permitlisten restricts forwarding to TCP ports');
     if (!path.startsWith('/')) return this.refuse(no, what, 'not an absolute path');
     if (this.listeners.size >= MAX_LISTENERS) return this.refuse(no, what, 'too many listening forwards');
@@ -250,7 +266,7 @@ export class Forwarding {
 
   private cancel(key: string, ok: () => void, no: () => void): void {
     const l = this.listeners.get(key);
-    if (!l) return no();
+    if (!l) return this.refuse(no, `cancel ${key}`, 'no such forward');
     this.close(l);
     this.listeners.delete(key);
     ok();
@@ -271,7 +287,7 @@ export class Forwarding {
   /** ssh -A: the agent socket for this connection (made once), or undefined when refused. */
   agentSocket(): string | undefined {
     if (!this.host.policy.agentForwarding) {
-      this.host.log.info({ origin: this.host.policy.origins }, 'agent forwarding refused by policy');
+      this.host.log.info({ reason: switchedOffBy(this.host.policy, 'agent-forwarding') }, 'agent forwarding refused');
       return undefined;
     }
     if (this.agent) return this.agent.path;

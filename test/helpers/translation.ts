@@ -1,14 +1,16 @@
 // Translation-server helpers for integration tests: a scripted raw-bytes server (the test
 // decides exactly which bytes answer each request, malformed ones included) and a password
 // login through the real OpenSSH client with SSH_ASKPASS.
-import { chmodSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { localSocketPath } from '../../src/net/unix-socket.ts';
 import { decodePacket } from '../../src/translation/codec.ts';
 import { TranslationCommand } from '../../src/translation/commands.ts';
 import type { Result, Server } from './fixture.ts';
-import { run, sshArgs } from './fixture.ts';
+import { MAIN, NODE, ROOT, run, sshArgs } from './fixture.ts';
 
 /** How the scripted server answers one request. */
 export type Answer =
@@ -99,5 +101,29 @@ export function sshPassword(server: Server, dir: string, user: string, password:
   ]).map((a) => (a === 'BatchMode=yes' ? 'BatchMode=no' : a));
   return run('setsid', ['-w', 'ssh', ...args, ...command], {
     env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
+  });
+}
+
+/** Starts the real `lukko translation-server` on `listen` (a socket path or `@abstract`) with `users` as its user file. */
+export function startTranslationServer(users: string, listen: string): Promise<{ proc: ChildProcess; out: () => string }> {
+  const proc = spawn(NODE, [MAIN, 'translation-server', '--users', users, '--listen', listen, '--log-level', 'debug'], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/lukko-compile') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + 15000;
+    const poll = setInterval(() => {
+      const ready = listen.startsWith('@') ? /listening|ready/i.test(out) : existsSync(listen);
+      if (ready) {
+        clearInterval(poll);
+        resolve({ proc, out: () => out });
+      } else if (proc.exitCode !== null || Date.now() > deadline) {
+        clearInterval(poll);
+        reject(new Error(`translation server did not start: ${out}`));
+      }
+    }, 25);
   });
 }

@@ -174,7 +174,7 @@ export class Connection {
       },
       onSuccess: (outcome) => {
         this.auth = outcome;
-        this.forwarding = new Forwarding({ log: this.log.child({ user: outcome.account.name }), account: outcome.account, policy: outcome.policy, client });
+        this.forwarding = new Forwarding({ log: this.log.child({ user: outcome.account.name }), account: outcome.account, policy: outcome.policy, client, transport: this.socket, disconnect: (r, t) => this.disconnect(r, t) });
         const { key } = outcome;
         this.log.info(
           { user: outcome.account.name, method: outcome.method, key: key?.fingerprint, type: key?.type, origin: key?.origin, source: outcome.account.source },
@@ -269,6 +269,8 @@ export class Connection {
     // The closes the original counts as lukko_connections_closed{reason="protocol"}.
     if (PROTOCOL_REASONS.has(reason)) this.closedReason ??= 'protocol';
     const proto = (this.client as unknown as { _protocol?: { disconnect(r: number, d: string): void } } | undefined)?._protocol;
+    // Nothing the client sends after this matters; a flooding client is not read any more.
+    this.socket.pause();
     try {
       proto?.disconnect(reason, text);
       this.socket.end();

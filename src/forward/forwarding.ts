@@ -8,19 +8,21 @@
 //   auth-agent          ssh -A           a socket in a 0700 directory of the user's
 //
 // Every refusal is a channel-open or global-request failure with a log line naming the rule;
-// the connection goes on. Data flows through stream.pipe in both directions, so a slow side
-// holds the other back instead of making this process buffer.
+// the connection goes on. Data flows through flow.ts's splice: a slow side, in either
+// direction, holds the other back instead of making this process buffer.
 import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import type { Connection as SshClient, ServerChannel } from 'ssh2';
 import type { Account } from '../auth/account.ts';
 import type { Policy } from '../auth/policy.ts';
 import { permitListenAllows, permitOpenAllows } from '../auth/policy.ts';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../log/logger.ts';
+import { TRANSLATION_ORIGIN } from '../translation/login.ts';
 import { asUser } from './as-user.ts';
 import { NetnsForwarding } from './netns.ts';
+import { TransportGate, refuseWindowOverrun, splice } from './flow.ts';
 
 export const MAX_PENDING_GLOBAL_REQUESTS = 16;
 export const MAX_FORWARD_CHANNELS = 256;
@@ -30,26 +32,24 @@ export const MAX_LISTENERS = 32;
 const ADMINISTRATIVELY_PROHIBITED = 1;
 const CONNECT_FAILED = 2;
 const RESOURCE_SHORTAGE = 4;
+// RFC 4253 11.1
+const DISCONNECT_PROTOCOL_ERROR = 2;
+
+/** The rule policy.ts names when port forwarding is off altogether. */
+const PORT_FORWARDING_DISABLED = 'port forwarding disabled';
 
 type Reject = ((code?: number, text?: string) => void) | undefined;
 type Accept = (() => ServerChannel | undefined) | undefined;
 
-/** Joins a channel and a socket until either ends; errors on one side close the other. */
-export function splice(channel: Duplex, socket: Duplex, done: () => void): void {
-  let closed = false;
-  const close = (): void => {
-    if (closed) return;
-    closed = true;
-    socket.destroy();
-    channel.destroy();
-    done();
-  };
-  channel.on('error', close);
-  socket.on('error', close);
-  channel.on('close', close);
-  socket.on('close', close);
-  channel.pipe(socket);
-  socket.pipe(channel);
+/**
+ * Who switched a facility off, for the refusal's log line: the key option that decided it
+ * (`…/authorized_keys:3 restrict`, `… no-port-forwarding`) or the translation server's reason.
+ */
+export function switchedOffBy(policy: Policy, flag: 'port-forwarding' | 'agent-forwarding'): string {
+  const who = policy.origins.filter(
+    (o) => o.endsWith(' restrict') || o.endsWith(` no-${flag}`) || (o.startsWith(`${TRANSLATION_ORIGIN}:`) && (flag === 'port-forwarding' || !o.endsWith('NETWORK_NAMESPACE'))),
+  );
+  return `${flag} off by ${who.length > 0 ? who.join('; ') : 'policy'}`;
 }
 
 /** GatewayPorts no: whatever the client asks for, the listener is on loopback. */
@@ -72,6 +72,10 @@ export interface ForwardingHost {
   account: Account;
   policy: Policy;
   client: SshClient;
+  /** The SSH connection's socket: tunnels stop reading while too much waits on it. */
+  transport?: { writableLength: number; on(e: 'drain' | 'close', f: () => void): unknown };
+  /** Ends the whole connection (a client breaking flow control). */
+  disconnect?: (reason: number, text: string) => void;
 }
 
 export class Forwarding {
@@ -82,12 +86,21 @@ export class Forwarding {
   private readonly host: ForwardingHost;
   /** The account's network namespace, where its TCP forwards live instead of the host's. */
   private readonly netns: NetnsForwarding | 'new' | undefined;
+  private readonly gate: TransportGate | undefined;
 
   constructor(host: ForwardingHost) {
     this.host = host;
+    this.gate = host.transport && new TransportGate(host.transport);
     const ns = host.account.spawn?.isolation?.networkNamespace;
     this.netns = ns?.kind === 'named'
-      ? new NetnsForwarding({ ...host, name: ns.name, openChannel: () => this.openChannel(), closedChannel: this.closedChannel, splice, maxChannels: MAX_FORWARD_CHANNELS })
+      ? new NetnsForwarding({
+          ...host,
+          name: ns.name,
+          openChannel: () => this.openChannel(),
+          closedChannel: this.closedChannel,
+          splice: (channel, socket, done) => this.join(channel, socket, `netns ${ns.name}`, done),
+          maxChannels: MAX_FORWARD_CHANNELS,
+        })
       : ns?.kind;
   }
 
@@ -98,6 +111,7 @@ export class Forwarding {
   private static readonly NEW_NETNS_RULE = 'NETWORK_NAMESPACE (a per-session network namespace has nothing to forward to)';
 
   private refuse(reject: Reject, what: string, why: string, code = ADMINISTRATIVELY_PROHIBITED): void {
+    if (why === PORT_FORWARDING_DISABLED) why = switchedOffBy(this.host.policy, 'port-forwarding');
     this.host.log.info({ forward: what, reason: why }, 'forwarding refused');
     reject?.(code, why);
   }
@@ -111,6 +125,19 @@ export class Forwarding {
   private closedChannel = (): void => {
     this.channels--;
   };
+
+  /** Runs a tunnel between a channel and a socket until both are closed. */
+  private join(channel: Duplex, socket: Duplex, what: string, done: () => void = this.closedChannel): void {
+    refuseWindowOverrun(channel, () => {
+      // as OpenSSH ("peer ignored channel window"): a client that does this is broken or
+      // hostile, and only ending the connection stops it from sending more
+      this.host.log.warn({ forward: what, reason: 'client sent data beyond the window' }, 'disconnecting');
+      socket.destroy();
+      channel.destroy();
+      this.host.disconnect?.(DISCONNECT_PROTOCOL_ERROR, 'peer ignored channel window');
+    });
+    splice(channel, socket, done, this.gate);
+  }
 
   /** direct-tcpip: ssh -L, ssh -W, ProxyJump. */
   directTcpip(accept: Accept, reject: Reject, info: { destIP: string; destPort: number; srcIP: string; srcPort: number }): void {
@@ -136,7 +163,7 @@ export class Forwarding {
       const channel = accept?.();
       if (!channel) return socket.destroy();
       this.host.log.debug({ forward: what, rule: decision.rule }, 'forwarding');
-      splice(channel, socket, this.closedChannel);
+      this.join(channel, socket, what);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (socket.connecting || !socket.remoteAddress) {
@@ -150,7 +177,7 @@ export class Forwarding {
   directStreamlocal(accept: Accept, reject: Reject, info: { socketPath: string }): void {
     const what = `direct-streamlocal ${info.socketPath}`;
     const { policy } = this.host;
-    if (!policy.portForwarding) return this.refuse(reject, what, 'port forwarding disabled');
+    if (!policy.portForwarding) return this.refuse(reject, what, PORT_FORWARDING_DISABLED);
     // permitopen names host:port destinations; a key restricted by it gets no socket paths
     // at all (stricter than OpenSSH, which ignores permitopen for Unix sockets).
     if (policy.permitOpen.length > 0) return this.refuse(reject, what, 'permitopen restricts forwarding to TCP destinations');
@@ -169,7 +196,7 @@ export class Forwarding {
     socket.once('connect', () => {
       const channel = accept?.();
       if (!channel) return socket.destroy();
-      splice(channel, socket, this.closedChannel);
+      this.join(channel, socket, what);
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (socket.connecting || socket.readyState === 'closed') {
@@ -243,7 +270,7 @@ export class Forwarding {
           this.closedChannel();
           return socket.destroy();
         }
-        splice(channel, socket, this.closedChannel);
+        this.join(channel, socket, what);
       });
     });
     server.once('error', (err: NodeJS.ErrnoException) => this.refuse(no, what, `listen failed: ${err.code ?? err.message}`));
@@ -259,7 +286,7 @@ export class Forwarding {
   private listenStreamlocal(ok: () => void, no: () => void, path: string): void {
     const what = `streamlocal-forward ${path}`;
     const { policy } = this.host;
-    if (!policy.portForwarding) return this.refuse(no, what, 'port forwarding disabled');
+    if (!policy.portForwarding) return this.refuse(no, what, PORT_FORWARDING_DISABLED);
     if (policy.permitListen.length > 0) return this.refuse(no, what, 'permitlisten restricts forwarding to TCP ports');
     if (!path.startsWith('/')) return this.refuse(no, what, 'not an absolute path');
     if (this.listeners.size >= MAX_LISTENERS) return this.refuse(no, what, 'too many listening forwards');
@@ -272,7 +299,7 @@ export class Forwarding {
           this.closedChannel();
           return socket.destroy();
         }
-        splice(channel, socket, this.closedChannel);
+        this.join(channel, socket, what);
       });
     });
     server.once('error', (err: NodeJS.ErrnoException) => this.refuse(no, what, `listen failed: ${err.code ?? err.message}`));
@@ -291,7 +318,7 @@ export class Forwarding {
 
   private cancel(key: string, ok: () => void, no: () => void): void {
     const l = this.listeners.get(key);
-    if (!l) return no();
+    if (!l) return this.refuse(no, `cancel ${key}`, 'no such forward');
     this.close(l);
     this.listeners.delete(key);
     ok();
@@ -312,7 +339,7 @@ export class Forwarding {
   /** ssh -A: the agent socket for this connection (made once), or undefined when refused. */
   agentSocket(): string | undefined {
     if (!this.host.policy.agentForwarding) {
-      this.host.log.info({ origin: this.host.policy.origins }, 'agent forwarding refused by policy');
+      this.host.log.info({ reason: switchedOffBy(this.host.policy, 'agent-forwarding') }, 'agent forwarding refused');
       return undefined;
     }
     if (this.agent) return this.agent.path;
@@ -328,7 +355,7 @@ export class Forwarding {
               this.closedChannel();
               return socket.destroy();
             }
-            splice(channel, socket, this.closedChannel);
+            this.join(channel, socket, 'auth-agent');
           });
         });
         server.listen(path);

@@ -109,7 +109,11 @@ export class SessionChannel {
     session.on('subsystem', (accept, reject, info) => this.onSubsystem(accept as AcceptChannel, reject, info.name));
     session.on('x11', (_accept, reject) => reject?.());
     session.on('auth-agent', (accept, reject) => {
-      if (this.request || !this.host.policy.exec) return reject?.();
+      if (this.request) return reject?.();
+      if (!this.host.policy.exec) {
+        this.host.log.info({ session: this.id, reason: 'exec not allowed for this account' }, 'agent forwarding refused');
+        return reject?.();
+      }
       const path = this.host.agentSocket();
       if (!path) return reject?.();
       this.agentPath = path;

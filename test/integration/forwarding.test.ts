@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
-import { authorize, cleanup, freePort, keyLine, makeWorld, run, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
+import { authorize, cleanup, copyArgs, freePort, keyLine, makeWorld, run, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
 
 let world: World;
 let server: Server;
@@ -104,6 +104,16 @@ describe('local forwarding', () => {
     assert.equal(sha(r), sha(data));
   });
 
+  test('ssh -L moves 50 MB unchanged', async () => {
+    const lport = await freePort();
+    await sshBackground(world.keys.ed25519!, 'alice', ['-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${lport}:127.0.0.1:${echoPort}`]);
+    await waitPort(lport);
+    const data = randomBytes(50 * 1024 * 1024);
+    const back = await roundTrip({ port: lport }, data);
+    assert.equal(back.length, data.length);
+    assert.equal(sha(back), sha(data));
+  });
+
   test('ssh -L: 200 connections at once through one session all complete', async () => {
     const lport = await freePort();
     await sshBackground(world.keys.ed25519!, 'alice', ['-L', `127.0.0.1:${lport}:127.0.0.1:${echoPort}`]);
@@ -168,6 +178,43 @@ describe('policy', () => {
     assert.ok(events.some((e) => /permitopen none|not matched/.test(String(e.reason))), JSON.stringify(events));
   });
 
+  test('the reverse-tunnel-only account: sftp and scp (both protocols) reach only the forced command', async () => {
+    const hubPort = await freePort();
+    const home = world.users.bob!.home;
+    const trace = join(home, 'forced.log');
+    authorize(world, 'bob', [
+      keyLine(world, 'ed25519', `restrict,port-forwarding,permitlisten="localhost:${hubPort}",permitopen="none",command="echo \\"ran for: $SSH_ORIGINAL_COMMAND\\" >> ${trace}; echo this account only holds a reverse tunnel"`),
+    ]);
+    const local = join(world.dir, 'upload.txt');
+    writeFileSync(local, 'payload');
+    const copy = copyArgs(server.port, world.keys.ed25519!);
+    const sftp = await run('sftp', [...copy, '-b', '-', 'bob@127.0.0.1'], { input: `put ${local} ${home}/via-sftp\nls\n` });
+    assert.notEqual(sftp.code, 0);
+    const scp = await run('scp', [...copy, local, `bob@127.0.0.1:${home}/via-scp`]);
+    assert.notEqual(scp.code, 0);
+    const scpLegacy = await run('scp', ['-O', ...copy, local, `bob@127.0.0.1:${home}/via-scp-legacy`]);
+    assert.notEqual(scpLegacy.code, 0);
+    for (const f of ['via-sftp', 'via-scp', 'via-scp-legacy']) assert.equal(existsSync(join(home, f)), false, f);
+    const ran = readFileSync(trace, 'utf8').trim().split('\n');
+    assert.equal(ran.length, 3, ran.join('\n'));
+    assert.match(ran[2]!, /^ran for: scp .*-t/);
+  });
+
+  test('no-port-forwarding: -W and -R refused, the connection goes on, and the log names the key line and option', async () => {
+    authorize(world, 'bob', [keyLine(world, 'ed25519', 'no-port-forwarding')]);
+    const r = await run('ssh', [...argsInfo(world.keys.ed25519, 'bob', ['-o', 'ExitOnForwardFailure=no', '-R', `0:127.0.0.1:${echoPort}`]), 'echo still here'], {});
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'still here\n');
+    assert.match(r.stderr, /remote port forwarding failed/);
+    const w = await run('ssh', [...argsInfo(world.keys.ed25519, 'bob', ['-W', `127.0.0.1:${echoPort}`])], { input: 'x' });
+    assert.match(w.stderr, /administratively prohibited/);
+    const refused = server.events().filter((e) => e.msg === 'forwarding refused' && e.user === 'bob');
+    for (const what of ['tcpip-forward', 'direct-tcpip']) {
+      const e = refused.find((x) => String(x.forward).startsWith(what));
+      assert.match(String(e?.reason), /^port-forwarding off by .*authorized_keys:1 no-port-forwarding$/, JSON.stringify(refused));
+    }
+  });
+
   test('permitopen allows exactly the listed destinations', async () => {
     const otherEcho = net.createServer((s) => s.pipe(s));
     await new Promise<void>((r) => otherEcho.listen(0, '127.0.0.1', r));
@@ -205,5 +252,27 @@ describe('agent forwarding', () => {
     assert.equal(existsSync(sock!), false, 'the agent socket is gone with the connection');
     const restricted = readFileSync(join(world.users.alice!.home, '.ssh', 'authorized_keys'), 'utf8');
     assert.ok(restricted.length > 0);
+  });
+
+  test('restrict,agent-forwarding gives agent forwarding back (as in OpenSSH); restrict alone refuses it and the log names the rule', async () => {
+    const agentSock = join(world.dir, 'agent2.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
+    background.push(agent);
+    for (let i = 0; i < 200 && !existsSync(agentSock); i++) await sleep(25);
+    const env = { ...process.env, SSH_AUTH_SOCK: agentSock };
+    assert.equal((await run('ssh-add', [world.keys.ed25519!], { env })).code, 0);
+    const fp = (await run('ssh-keygen', ['-lf', `${world.keys.ed25519}.pub`])).stdout.split(' ')[1]!;
+
+    authorize(world, 'bob', [keyLine(world, 'ed25519', 'restrict,agent-forwarding')]);
+    const allowed = await run('ssh', [...sshArgs(server.port, world.keys.ed25519, 'bob', ['-A']), 'ssh-add -l'], { env });
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.ok(allowed.stdout.includes(fp), allowed.stdout);
+
+    authorize(world, 'bob', [keyLine(world, 'ed25519', 'restrict')]);
+    const refused = await run('ssh', [...argsInfo(world.keys.ed25519, 'bob', ['-A']), 'echo "[$SSH_AUTH_SOCK]"; ssh-add -l'], { env });
+    assert.match(refused.stdout, /^\[\]\n/, 'no SSH_AUTH_SOCK in the session');
+    assert.notEqual(refused.code, 0, 'ssh-add finds no agent');
+    const log = server.events().filter((e) => e.msg === 'agent forwarding refused');
+    assert.ok(log.some((e) => /authorized_keys:1 restrict/.test(String(e.reason))), JSON.stringify(log));
   });
 });

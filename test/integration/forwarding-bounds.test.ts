@@ -1,0 +1,367 @@
+// Forwarding under pressure: a stalled reader on either side holds the writer back instead of
+// making the lukko instance buffer (its memory is read from /proc), and the per-connection
+// limits (pending global requests, channels, listeners) refuse cleanly while the connection
+// goes on.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import ssh2 from 'ssh2';
+import type { ClientChannel } from 'ssh2';
+import type { Server, World } from '../helpers/fixture.ts';
+import { authorize, cleanup, freePort, keyLine, makeWorld, startServer } from '../helpers/fixture.ts';
+import { instancePid, memoryOf, readRepeated, sshBackground, watchMemory, writeUntilStalled } from '../helpers/forward.ts';
+
+let world: World;
+let server: Server;
+const background: ChildProcess[] = [];
+const servers: net.Server[] = [];
+
+const MB = 1024 * 1024;
+/** What a writer may push when nothing holds it back: far beyond any sane buffer. */
+const FLOOD = 384 * MB;
+/** How much the instance's memory may grow while a reader stalls. Without backpressure it grows by about FLOOD. */
+const BOUND = 96 * MB;
+/** No drain for this long: the other end is holding the writer back. */
+const STALL_MS = 2500;
+
+async function listen(onConnection: (s: net.Socket) => void): Promise<number> {
+  const srv = net.createServer(onConnection);
+  servers.push(srv);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return (srv.address() as net.AddressInfo).port;
+}
+
+/** A local forward to 127.0.0.1:destPort through its own ssh -L; returns the local port. */
+async function localForward(destPort: number): Promise<number> {
+  const lport = await freePort();
+  const { proc, stderr } = await sshBackground(server, world.keys.ed25519!, 'alice', ['-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${lport}:127.0.0.1:${destPort}`]);
+  background.push(proc);
+  for (let i = 0; i < 400; i++) {
+    if (proc.exitCode !== null) throw new Error(`ssh -L exited: ${stderr()}`);
+    // ssh opens the local port once the session is up; probe without connecting through it
+    const up = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer();
+      probe.once('error', () => resolve(true));
+      probe.listen(lport, '127.0.0.1', () => probe.close(() => resolve(false)));
+    });
+    if (up) return lport;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('ssh -L never listened');
+}
+
+/** A TCP relay to lukko whose lukko→client direction the test can stop and restart. */
+async function relay(): Promise<{ port: number; hold(): void; release(): void }> {
+  const ups: net.Socket[] = [];
+  let held = false;
+  const port = await listen((down) => {
+    const up = net.connect({ host: '127.0.0.1', port: server.port });
+    ups.push(up);
+    down.pipe(up);
+    up.on('data', (d: Buffer) => {
+      if (!down.write(d)) up.pause();
+    });
+    down.on('drain', () => {
+      if (!held) up.resume();
+    });
+    const close = (): void => {
+      up.destroy();
+      down.destroy();
+    };
+    up.on('error', close);
+    down.on('error', close);
+    up.on('end', close);
+  });
+  return {
+    port,
+    // stop reading what lukko sends: its socket's send buffer fills, then its own writes queue
+    hold: () => {
+      held = true;
+      for (const u of ups) u.pause();
+    },
+    release: () => {
+      held = false;
+      for (const u of ups) u.resume();
+    },
+  };
+}
+
+/** An ssh2 client logged in as alice through `port`. */
+async function ssh2Client(port: number): Promise<ssh2.Client> {
+  const client = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    client.once('ready', () => resolve());
+    client.once('error', reject);
+    client.connect({
+      host: '127.0.0.1',
+      port,
+      username: 'alice',
+      privateKey: readFileSync(world.keys.ed25519!),
+      // AES-CTR runs in node:crypto; ssh2's native binding (GCM, ChaCha) can crash this test
+      // process when it is torn down with a cipher object still alive
+      algorithms: { cipher: ['aes128-ctr'], hmac: ['hmac-sha2-256-etm@openssh.com'] },
+    });
+  });
+  client.on('error', () => {});
+  return client;
+}
+
+function forwardOut(client: ssh2.Client, port: number): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, ch) => (err ? reject(err) : resolve(ch))));
+}
+
+before(async () => {
+  world = makeWorld();
+  authorize(world, 'alice', [keyLine(world, 'ed25519')]);
+  server = await startServer(world);
+});
+
+// ssh2's native cipher objects abort the process ("Assertion failed: (env) != nullptr") when
+// they are still alive at teardown; the ssh2 clients here are collected before the end.
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+after(async () => {
+  for (const p of background) p.kill();
+  for (const s of servers) s.close();
+  await server?.stop();
+  if (world) cleanup(world);
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    gc();
+  }
+});
+
+describe('backpressure', () => {
+  test('ssh -L to a destination that stops reading: the client is held back, the instance stays small, then all data arrives', async () => {
+    const chunk = randomBytes(MB);
+    let destination: net.Socket | undefined;
+    const destPort = await listen((s) => {
+      s.pause(); // accepts and does not read
+      destination = s;
+    });
+    const lport = await localForward(destPort);
+    const writer = net.connect({ host: '127.0.0.1', port: lport });
+    await new Promise<void>((r) => writer.once('connect', () => r()));
+    const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${destPort}`);
+    const before = memoryOf(pid);
+
+    const written = await writeUntilStalled(writer, chunk, FLOOD, STALL_MS);
+    const during = memoryOf(pid);
+    console.log(`stalled destination: wrote ${written / MB} MB; instance RSS ${before.rss / MB} MB before, high-water ${during.hwm / MB} MB`);
+    assert.ok(written < FLOOD, `the writer was never held back (${written / MB} MB went in)`);
+    assert.ok(during.hwm - before.rss < BOUND, `instance grew from ${before.rss / MB} MB to ${during.hwm / MB} MB`);
+
+    const got = readRepeated(destination!, chunk);
+    writer.end();
+    const { bytes, intact } = await got;
+    assert.equal(bytes, written);
+    assert.ok(intact, 'the data arrived unchanged');
+  });
+
+  test('ssh -L whose client stops reading: the source is held back, the instance stays small, then all data arrives', async () => {
+    const chunk = randomBytes(MB);
+    let sent: Promise<number> | undefined;
+    const sourcePort = await listen((s) => {
+      sent = writeUntilStalled(s, chunk, FLOOD, STALL_MS).then((n) => {
+        s.end();
+        return n;
+      });
+    });
+    const lport = await localForward(sourcePort);
+    const reader = net.connect({ host: '127.0.0.1', port: lport });
+    reader.pause(); // connects and does not read
+    const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${sourcePort}`);
+    const before = memoryOf(pid);
+    for (let i = 0; i < 400 && !sent; i++) await new Promise((r) => setTimeout(r, 25));
+    const written = await sent!;
+    const during = memoryOf(pid);
+    console.log(`stalled client: source wrote ${written / MB} MB; instance RSS ${before.rss / MB} MB before, high-water ${during.hwm / MB} MB`);
+    assert.ok(written < FLOOD, `the source was never held back (${written / MB} MB went out)`);
+    assert.ok(during.hwm - before.rss < BOUND, `instance grew from ${before.rss / MB} MB to ${during.hwm / MB} MB`);
+
+    const { bytes, intact } = await readRepeated(reader, chunk);
+    assert.equal(bytes, written);
+    assert.ok(intact, 'the data arrived unchanged');
+  });
+});
+
+describe('closing', () => {
+  test('a destination that sends and closes at once: what still waits for the client\'s window is delivered before the channel closes', async () => {
+    const chunk = randomBytes(MB);
+    // An ssh2 client that does not read takes 3 to 4 MiB (2 MiB buffered, then what is left
+    // of its window); lukko reads the rest and the end of the stream into its channel's
+    // queue, which pauses the source only at 2 MiB. So 0.5 to 1.5 MiB wait in lukko.
+    const size = 4.5 * MB;
+    let sourceClosed: Promise<void> | undefined;
+    const sourcePort = await listen((s) => {
+      sourceClosed = new Promise((r) => s.once('close', () => r()));
+      for (let n = 0; n < size; n += MB) s.write(chunk.subarray(0, Math.min(MB, size - n)));
+      s.end();
+    });
+    const client = await ssh2Client(server.port);
+    try {
+      const ch = await forwardOut(client, sourcePort);
+      ch.pause(); // no reading: ssh2 grants no more window
+      for (let i = 0; i < 400 && !sourceClosed; i++) await new Promise((r) => setTimeout(r, 25));
+      await sourceClosed; // lukko has read everything and its socket to the source is closed
+      await new Promise((r) => setTimeout(r, 300));
+      const { bytes, intact } = await readRepeated(ch as unknown as net.Socket, chunk);
+      assert.equal(bytes, size);
+      assert.ok(intact);
+    } finally {
+      client.end();
+    }
+  });
+});
+
+describe('a hostile client', () => {
+  test('a huge window and no reading from the connection: the instance stops reading the source instead of queueing for the client', async () => {
+    const chunk = randomBytes(MB);
+    let sent: Promise<number> | undefined;
+    let source: net.Socket | undefined;
+    const sourcePort = await listen((s) => {
+      source = s;
+      s.pause(); // starts writing once the client's trap is set
+    });
+    const r = await relay();
+    const client = await ssh2Client(r.port);
+    try {
+      const ch = await forwardOut(client, sourcePort);
+      // grant lukko 1 GiB of window: SSH flow control no longer holds it back
+      const proto = (client as unknown as { _protocol: { channelWindowAdjust(id: number, n: number): void } })._protocol;
+      proto.channelWindowAdjust((ch as unknown as { outgoing: { id: number } }).outgoing.id, 1024 * MB);
+      const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${sourcePort}`);
+      await new Promise((res) => setTimeout(res, 200));
+      r.hold();
+      const before = memoryOf(pid);
+      sent = writeUntilStalled(source!, chunk, FLOOD, STALL_MS);
+      const written = await sent;
+      const during = memoryOf(pid);
+      console.log(`client not reading the connection: source wrote ${written / MB} MB; instance RSS ${before.rss / MB} MB before, high-water ${during.hwm / MB} MB`);
+      assert.ok(written < FLOOD, `the source was never held back (${written / MB} MB went out)`);
+      assert.ok(during.hwm - before.rss < BOUND, `instance grew from ${before.rss / MB} MB to ${during.hwm / MB} MB`);
+
+      source!.end();
+      const got = readRepeated(ch as unknown as net.Socket, chunk);
+      r.release();
+      const { bytes, intact } = await got;
+      assert.equal(bytes, written);
+      assert.ok(intact, 'the data arrived unchanged');
+    } finally {
+      r.release();
+      client.end();
+    }
+  });
+
+  test('data beyond the window: the client is disconnected (as OpenSSH does) instead of lukko queueing what it sends', async () => {
+    const chunk = randomBytes(MB);
+    const destPort = await listen((s) => s.pause());
+    const client = await ssh2Client(server.port);
+    const gone = new Promise<void>((r) => client.once('close', () => r()));
+    try {
+      const ch = await forwardOut(client, destPort);
+      const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${destPort}`);
+      const before = memoryOf(pid);
+      const watch = watchMemory(pid); // the instance exits soon after the disconnect
+      // the client ignores the window from now on, in pieces that are no multiple of the
+      // packet size, so the window does not land on exactly 0 (where ssh2 drops the data)
+      (ch as unknown as { outgoing: { window: number } }).outgoing.window = 2 ** 40;
+      const piece = chunk.subarray(0, MB - 1);
+      let open = true;
+      void gone.then(() => (open = false));
+      let written = 0;
+      for (; written < FLOOD && open; written += piece.length) {
+        if (!ch.write(piece)) await new Promise((r) => setTimeout(r, 1));
+      }
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+      const hwm = watch.stop();
+      console.log(`window overrun: client sent ${Math.round(written / MB)} MB; instance RSS ${before.rss / MB} MB before, high-water ${hwm / MB} MB`);
+      assert.equal(open, false, 'the client was disconnected');
+      assert.ok(hwm - before.rss < BOUND, `instance grew from ${before.rss / MB} MB to ${hwm / MB} MB`);
+      assert.ok(server.events().some((e) => e.pid === pid && e.msg === 'disconnecting' && /beyond the window/.test(String(e.reason))));
+    } finally {
+      client.end();
+    }
+  });
+});
+
+describe('limits', () => {
+  function forwardIn(client: ssh2.Client, port = 0): Promise<number> {
+    return new Promise((resolve, reject) => client.forwardIn('127.0.0.1', port, (err, p) => (err ? reject(err) : resolve(p))));
+  }
+  function unforwardIn(client: ssh2.Client, port: number): Promise<void> {
+    return new Promise((resolve, reject) => client.unforwardIn('127.0.0.1', port, (err) => (err ? reject(err) : resolve())));
+  }
+  const refusals = (pid: number, msg: string): Record<string, unknown>[] => server.events().filter((e) => e.pid === pid && e.msg === msg);
+
+  test('more than 16 global requests at once: the rest fail, in order, and the connection goes on', async () => {
+    const client = await ssh2Client(server.port);
+    try {
+      // corked: all 20 requests leave in one write and arrive in one read, so all of them are
+      // pending in the instance at the same time
+      const sock = (client as unknown as { _sock: net.Socket })._sock;
+      sock.cork();
+      const results = Array.from({ length: 20 }, () => forwardIn(client).then((p) => p, () => 'refused' as const));
+      process.nextTick(() => sock.uncork());
+      const got = await Promise.all(results);
+      assert.deepEqual(got.map((r) => (r === 'refused' ? 'refused' : 'ok')), [...Array(16).fill('ok'), ...Array(4).fill('refused')]);
+      const pid = await instancePid(server, (e) => e.msg === 'remote forward listening' && e.port === got[0]);
+      assert.equal(refusals(pid, 'global request refused: too many pending').length, 4);
+      for (const p of got) if (typeof p === 'number') await unforwardIn(client, p);
+      assert.ok((await forwardIn(client)) > 0, 'a later request works');
+    } finally {
+      client.end();
+    }
+  });
+
+  test('at most 32 listening forwards: the 33rd fails, a cancel makes room, the connection goes on', async () => {
+    const client = await ssh2Client(server.port);
+    try {
+      const ports: number[] = [];
+      for (let i = 0; i < 32; i++) ports.push(await forwardIn(client));
+      await assert.rejects(forwardIn(client));
+      const pid = await instancePid(server, (e) => e.msg === 'remote forward listening' && e.port === ports[0]);
+      assert.ok(refusals(pid, 'forwarding refused').some((e) => e.reason === 'too many listening forwards'));
+      await unforwardIn(client, ports[0]!);
+      assert.ok((await forwardIn(client)) > 0);
+    } finally {
+      client.end();
+    }
+  });
+
+  test('at most 256 forwarded channels: the next is refused as a resource shortage, a closed one makes room', async () => {
+    const echoPort = await listen((s) => s.pipe(s));
+    const client = await ssh2Client(server.port);
+    try {
+      const channels: ClientChannel[] = [];
+      for (let i = 0; i < 256; i++) channels.push(await forwardOut(client, echoPort));
+      const err = await forwardOut(client, echoPort).then(
+        () => undefined,
+        (e: Error & { reason?: number }) => e,
+      );
+      assert.equal(err?.reason, 4, 'SSH_OPEN_RESOURCE_SHORTAGE');
+      const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${echoPort}`);
+      assert.ok(refusals(pid, 'forwarding refused').some((e) => e.reason === 'too many forwarded channels'));
+      // the others still work
+      const last = channels[255]!;
+      const echoed = new Promise<Buffer>((r) => last.once('data', (d: Buffer) => r(d)));
+      last.write('still here');
+      assert.equal((await echoed).toString(), 'still here');
+      channels[0]!.close();
+      let again: ClientChannel | undefined;
+      for (let i = 0; i < 100 && !again; i++) {
+        again = await forwardOut(client, echoPort).catch(() => undefined);
+        if (!again) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(again, 'a closed channel makes room for a new one');
+    } finally {
+      client.end();
+    }
+  });
+});

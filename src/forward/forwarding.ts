@@ -122,6 +122,12 @@ export class Forwarding {
     return true;
   }
 
+  /** A connection to one of our listeners (or the agent socket) that cannot become a channel. */
+  private dropIncoming(socket: net.Socket, what: string, why: string): void {
+    this.host.log.info({ forward: what, reason: why }, 'forwarded connection dropped');
+    socket.destroy();
+  }
+
   private closedChannel = (): void => {
     this.channels--;
   };
@@ -263,12 +269,12 @@ export class Forwarding {
     }
     const server = net.createServer((socket) => {
       socket.setNoDelay(true);
-      if (!this.openChannel()) return socket.destroy();
+      if (!this.openChannel()) return this.dropIncoming(socket, what, 'too many forwarded channels');
       const port = (server.address() as net.AddressInfo).port;
       this.host.client.forwardOut(bindAddr, port, socket.remoteAddress ?? '', socket.remotePort ?? 0, (err, channel) => {
         if (err) {
           this.closedChannel();
-          return socket.destroy();
+          return this.dropIncoming(socket, what, `the client refused the channel: ${err.message}`);
         }
         this.join(channel, socket, what);
       });
@@ -293,11 +299,11 @@ export class Forwarding {
     const key = `unix ${path}`;
     if (this.listeners.has(key)) return this.refuse(no, what, 'already forwarded');
     const server = net.createServer((socket) => {
-      if (!this.openChannel()) return socket.destroy();
+      if (!this.openChannel()) return this.dropIncoming(socket, what, 'too many forwarded channels');
       this.host.client.openssh_forwardOutStreamLocal(path, (err, channel) => {
         if (err) {
           this.closedChannel();
-          return socket.destroy();
+          return this.dropIncoming(socket, what, `the client refused the channel: ${err.message}`);
         }
         this.join(channel, socket, what);
       });
@@ -348,12 +354,12 @@ export class Forwarding {
         const dir = mkdtempSync('/tmp/ssh-lukko-'); // 0700, the user's
         const path = join(dir, `agent.${process.pid}`);
         const server = net.createServer((socket) => {
-          if (!this.openChannel()) return socket.destroy();
+          if (!this.openChannel()) return this.dropIncoming(socket, 'auth-agent', 'too many forwarded channels');
           // added to ssh2 by scripts/patch-ssh2.mjs (patch 9)
           (this.host.client as unknown as AgentOpener).openssh_authAgent((err, channel) => {
             if (err) {
               this.closedChannel();
-              return socket.destroy();
+              return this.dropIncoming(socket, 'auth-agent', `the client refused the channel: ${err.message}`);
             }
             this.join(channel, socket, 'auth-agent');
           });

@@ -107,7 +107,10 @@ export class SessionChannel {
     session.on('shell', (accept, reject) => this.onExec(accept as AcceptChannel, reject, { kind: 'shell' }));
     session.on('exec', (accept, reject, info) => this.onExec(accept as AcceptChannel, reject, { kind: 'exec', command: info.command }));
     session.on('subsystem', (accept, reject, info) => this.onSubsystem(accept as AcceptChannel, reject, info.name));
-    session.on('x11', (_accept, reject) => reject?.());
+    session.on('x11', (_accept, reject) => {
+      this.host.log.info({ session: this.id, reason: 'X11 forwarding is not offered' }, 'x11 refused');
+      reject?.();
+    });
     session.on('auth-agent', (accept, reject) => {
       if (this.request) return reject?.();
       if (!this.host.policy.exec) {

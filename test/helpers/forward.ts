@@ -48,10 +48,13 @@ export async function waitPort(port: number): Promise<void> {
   throw new Error(`port ${port} never opened`);
 }
 
-/** The pid of the instance that logged an event matching `pred` (waits for it). */
-export async function instancePid(server: Server, pred: (e: Record<string, unknown>) => boolean): Promise<number> {
+/**
+ * The pid of the instance that logged an event matching `pred` (waits for it); only events
+ * from index `since` on count (ports are reused, so an older instance may match too).
+ */
+export async function instancePid(server: Server, pred: (e: Record<string, unknown>) => boolean, since = 0): Promise<number> {
   for (let i = 0; i < 400; i++) {
-    const e = server.events().find(pred);
+    const e = server.events().slice(since).find(pred);
     if (e && typeof e.pid === 'number') return e.pid;
     await sleep(25);
   }

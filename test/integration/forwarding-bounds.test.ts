@@ -301,6 +301,7 @@ describe('limits', () => {
   const refusals = (pid: number, msg: string): Record<string, unknown>[] => server.events().filter((e) => e.pid === pid && e.msg === msg);
 
   test('more than 16 global requests at once: the rest fail, in order, and the connection goes on', async () => {
+    const since = server.events().length;
     const client = await ssh2Client(server.port);
     try {
       // corked: all 20 requests leave in one write and arrive in one read, so all of them are
@@ -311,7 +312,7 @@ describe('limits', () => {
       process.nextTick(() => sock.uncork());
       const got = await Promise.all(results);
       assert.deepEqual(got.map((r) => (r === 'refused' ? 'refused' : 'ok')), [...Array(16).fill('ok'), ...Array(4).fill('refused')]);
-      const pid = await instancePid(server, (e) => e.msg === 'remote forward listening' && e.port === got[0]);
+      const pid = await instancePid(server, (e) => e.msg === 'remote forward listening' && e.port === got[0], since);
       assert.equal(refusals(pid, 'global request refused: too many pending').length, 4);
       for (const p of got) if (typeof p === 'number') await unforwardIn(client, p);
       assert.ok((await forwardIn(client)) > 0, 'a later request works');
@@ -321,12 +322,13 @@ describe('limits', () => {
   });
 
   test('at most 32 listening forwards: the 33rd fails, a cancel makes room, the connection goes on', async () => {
+    const since = server.events().length;
     const client = await ssh2Client(server.port);
     try {
       const ports: number[] = [];
       for (let i = 0; i < 32; i++) ports.push(await forwardIn(client));
       await assert.rejects(forwardIn(client));
-      const pid = await instancePid(server, (e) => e.msg === 'remote forward listening' && e.port === ports[0]);
+      const pid = await instancePid(server, (e) => e.msg === 'remote forward listening' && e.port === ports[0], since);
       assert.ok(refusals(pid, 'forwarding refused').some((e) => e.reason === 'too many listening forwards'));
       await unforwardIn(client, ports[0]!);
       assert.ok((await forwardIn(client)) > 0);
@@ -337,6 +339,7 @@ describe('limits', () => {
 
   test('at most 256 forwarded channels: the next is refused as a resource shortage, a closed one makes room', async () => {
     const echoPort = await listen((s) => s.pipe(s));
+    const since = server.events().length;
     const client = await ssh2Client(server.port);
     try {
       const channels: ClientChannel[] = [];
@@ -346,7 +349,7 @@ describe('limits', () => {
         (e: Error & { reason?: number }) => e,
       );
       assert.equal(err?.reason, 4, 'SSH_OPEN_RESOURCE_SHORTAGE');
-      const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${echoPort}`);
+      const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${echoPort}`, since);
       assert.ok(refusals(pid, 'forwarding refused').some((e) => e.reason === 'too many forwarded channels'));
       // the others still work
       const last = channels[255]!;
@@ -360,6 +363,27 @@ describe('limits', () => {
         if (!again) await new Promise((r) => setTimeout(r, 20));
       }
       assert.ok(again, 'a closed channel makes room for a new one');
+    } finally {
+      client.end();
+    }
+  });
+
+  test('a client that refuses a forwarded connection: the connection to the listener is closed and logged, the session goes on', async () => {
+    const since = server.events().length;
+    const client = await ssh2Client(server.port);
+    try {
+      client.on('tcp connection', (_info, _accept, reject) => reject());
+      const port = await forwardIn(client);
+      const closed = await new Promise<boolean>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port });
+        s.on('close', () => resolve(true));
+        s.on('error', () => {});
+      });
+      assert.ok(closed);
+      const pid = await instancePid(server, (e) => e.msg === 'remote forward listening' && e.port === port, since);
+      for (let i = 0; i < 100 && refusals(pid, 'forwarded connection dropped').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.match(String(refusals(pid, 'forwarded connection dropped')[0]?.reason), /the client refused the channel/);
+      assert.ok((await forwardIn(client)) > 0, 'the connection goes on');
     } finally {
       client.end();
     }

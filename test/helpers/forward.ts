@@ -33,6 +33,23 @@ export async function sshBackground(
   return { proc, stderr: () => err };
 }
 
+/** Sends data through 127.0.0.1:port (or a socket path) and returns what comes back until EOF. */
+export function roundTrip(target: { port: number } | { path: string }, data: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const s = 'path' in target ? net.connect({ path: target.path }) : net.connect({ host: '127.0.0.1', port: target.port });
+    const got: Buffer[] = [];
+    let n = 0;
+    s.on('data', (d: Buffer) => {
+      got.push(d);
+      n += d.length;
+      if (n >= data.length) s.end();
+    });
+    s.on('close', () => resolve(Buffer.concat(got)));
+    s.on('error', reject);
+    s.write(data);
+  });
+}
+
 export async function waitPort(port: number): Promise<void> {
   for (let i = 0; i < 400; i++) {
     const ok = await new Promise<boolean>((resolve) => {

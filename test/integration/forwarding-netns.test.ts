@@ -11,7 +11,9 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
-import { cleanup, freePort, MAIN, makeWorld, NODE, publicKey, ROOT, run, settled, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
+import { roundTrip } from '../helpers/forward.ts';
+import { startTranslationServer } from '../helpers/translation.ts';
+import { cleanup, freePort, makeWorld, NODE, publicKey, run, settled, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
 
 const asRoot = process.getuid?.() === 0;
 const skip = !asRoot ? 'needs root for network namespaces' : false;
@@ -112,28 +114,6 @@ ${extra}`;
   ].join('');
 }
 
-function startTranslationServer(users: string, listen: string): Promise<ChildProcess> {
-  const proc = spawn(NODE, [MAIN, 'translation-server', '--users', users, '--listen', listen], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: join(ROOT, 'node_modules/.cache/lukko-compile') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 15000;
-    const poll = setInterval(() => {
-      if (existsSync(listen)) {
-        clearInterval(poll);
-        resolve(proc);
-      } else if (proc.exitCode !== null || Date.now() > deadline) {
-        clearInterval(poll);
-        reject(new Error(`translation server did not start: ${out}`));
-      }
-    }, 25);
-  });
-}
-
 /** ssh -N in the background; resolves once `ready` shows in stderr (or it exited). */
 async function sshBackground(user: string, extra: string[], ready?: RegExp): Promise<{ proc: ChildProcess; stderr: () => string }> {
   const proc = spawn('ssh', argsInfo(user, ['-N', ...extra]), { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -152,22 +132,6 @@ async function waitFor(what: string, check: () => Promise<boolean>): Promise<voi
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** Sends data to 127.0.0.1:p on the host and returns everything that comes back until EOF. */
-function exchange(p: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port: p });
-    const got: Buffer[] = [];
-    let n = 0;
-    s.on('data', (d: Buffer) => {
-      got.push(d);
-      n += d.length;
-      if (n >= data.length) s.end();
-    });
-    s.on('close', () => resolve(Buffer.concat(got)));
-    s.on('error', reject);
-    s.write(data);
-  });
-}
 
 const refusals = (user: string) => server.events().filter((e) => e.msg === 'forwarding refused' && e.user === user);
 
@@ -196,7 +160,7 @@ describe('forwarding for accounts in a network namespace', { skip }, () => {
     const users = join(world.dir, 'users.ini');
     writeFileSync(users, usersIni(), { mode: 0o600 });
     const socket = join(world.dir, 'translation.socket');
-    translation = await startTranslationServer(users, socket);
+    translation = (await startTranslationServer(users, socket)).proc;
     writeFileSync(world.configPath, `translation_server "${socket}"\nlistener {\n  bind "127.0.0.1:22"\n}\n`);
     server = await startServer(world);
   });
@@ -225,7 +189,7 @@ describe('forwarding for accounts in a network namespace', { skip }, () => {
     const { proc } = await sshBackground('named', ['-L', `${local}:127.0.0.1:${port}`]);
     await waitFor('the -L listener', async () => (await probeOnHost(local)) === 'netns');
     const data = randomBytes(1 << 20);
-    const back = await exchange(local, data);
+    const back = await roundTrip({ port: local }, data);
     assert.equal(back.subarray(0, 6).toString(), 'netns\n');
     assert.equal(sha(back.subarray(6, 6 + data.length)), sha(data));
     // nothing listens on `closed` in the namespace (the host may have it or not): refused

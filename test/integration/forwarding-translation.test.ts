@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
 import { cleanup, copyArgs, freePort, makeWorld, publicKey, run, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
-import { argsInfo, sshBackground, waitPort } from '../helpers/forward.ts';
+import { argsInfo, roundTrip, sshBackground, waitPort } from '../helpers/forward.ts';
 import { startTranslationServer } from '../helpers/translation.ts';
 
 let world: World;
@@ -22,22 +22,6 @@ let hubPort: number;
 let hubHome: string;
 const background: ChildProcess[] = [];
 const PURPOSE = 'this account only holds a reverse tunnel';
-
-function roundTrip(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const got: Buffer[] = [];
-    let n = 0;
-    s.on('data', (d: Buffer) => {
-      got.push(d);
-      n += d.length;
-      if (n >= data.length) s.end();
-    });
-    s.on('close', () => resolve(Buffer.concat(got)));
-    s.on('error', reject);
-    s.write(data);
-  });
-}
 
 before(async () => {
   world = makeWorld();
@@ -83,7 +67,7 @@ describe('a hub account from the translation server', () => {
     background.push(proc);
     await waitPort(hubPort);
     const data = Buffer.from('through the hub');
-    assert.deepEqual(await roundTrip(hubPort, data), data);
+    assert.deepEqual(await roundTrip({ port: hubPort }, data), data);
     assert.doesNotMatch(stderr(), /failed/);
   });
 

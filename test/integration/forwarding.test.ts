@@ -10,6 +10,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
+import { roundTrip, waitPort } from '../helpers/forward.ts';
 import { authorize, cleanup, copyArgs, freePort, keyLine, makeWorld, run, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
 
 let world: World;
@@ -35,38 +36,6 @@ async function sshBackground(key: string, user: string, extra: string[], ready?:
     await sleep(25);
   }
   return { proc, stderr: () => err };
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(25);
-  }
-  throw new Error(`port ${port} never opened`);
-}
-
-/** Sends data through host:port (or a socket path) and returns what comes back. */
-function roundTrip(target: { port: number } | { path: string }, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = 'path' in target ? net.connect({ path: target.path }) : net.connect({ host: '127.0.0.1', port: target.port });
-    const got: Buffer[] = [];
-    let n = 0;
-    s.on('data', (d: Buffer) => {
-      got.push(d);
-      n += d.length;
-      if (n >= data.length) s.end();
-    });
-    s.on('close', () => resolve(Buffer.concat(got)));
-    s.on('error', reject);
-    s.write(data);
-  });
 }
 
 before(async () => {

@@ -14,8 +14,6 @@ import type { ReportCommand } from './report-protocol.ts';
 /** Log lines about refused or malformed datagrams per minute; the rest are only counted. */
 const LOG_BUDGET_PER_MINUTE = 20;
 
-/** Control VERBOSE levels as pino levels: the instances' mapping (log/logger.ts). */
-export const verboseLogLevel = verboseLevel;
 
 export interface ControlTargets {
   /** Sends a command to every connected instance; returns how many got it. */
@@ -87,7 +85,7 @@ export class ControlService {
     switch (action.kind) {
       case 'verbose': {
         this.verboseLevel = action.level;
-        this.log.level = verboseLogLevel(action.level);
+        this.log.level = verboseLevel(action.level);
         const n = this.targets.broadcast({ c: 'verbose', level: action.level });
         this.log.info({ from, verbose: action.level, instances: n }, 'control VERBOSE');
         break;

@@ -102,6 +102,7 @@ export function main(argv: string[]): void {
     if (e instanceof HostKeyError) fatal(log, EXIT_CONFIG, e.message);
     throw e;
   }
+  const companionSocket = companionSocketPath();
   const connection = new Connection(socket, {
     log,
     configDir: config.configDir,
@@ -111,7 +112,7 @@ export function main(argv: string[]): void {
     ...(process.env.LUKKO_TRANSLATION_TIMEOUT_MS ? { translationTimeoutMs: Number(process.env.LUKKO_TRANSLATION_TIMEOUT_MS) } : {}),
     // systemd's REMOTE_ADDR/REMOTE_PORT: a reset connection has no peer address left to ask
     remote: { address: process.env.REMOTE_ADDR, port: Number(process.env.REMOTE_PORT) || undefined },
-    ...(companionSocketPath() ? { companionSocket: companionSocketPath()! } : {}),
+    ...(companionSocket ? { companionSocket } : {}),
     unitLimits: resourceProperties(config.spawn.resources),
     exit: (code) => process.exit(code ?? EXIT_OK),
   });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { localSocketPath } from '../../src/net/unix-socket.ts';
 import { decodePacket } from '../../src/translation/codec.ts';
 import { TranslationCommand } from '../../src/translation/commands.ts';
-import type { Result, Server } from './fixture.ts';
+import type { Result, Server, World } from './fixture.ts';
 import { MAIN, NODE, ROOT, run, sshArgs } from './fixture.ts';
 
 /** How the scripted server answers one request. */
@@ -126,4 +126,18 @@ export function startTranslationServer(users: string, listen: string): Promise<{
       }
     }, 25);
   });
+}
+
+/**
+ * Makes `world`'s accounts come from a real translation server: writes `users` as its
+ * users.ini (mode 0600), starts it on a socket in the world's directory, and points lukko.conf
+ * at it (one listener on 127.0.0.1:22; `listener` adds lines to that block).
+ */
+export async function useTranslationServer(world: World, users: string, listener = ''): Promise<{ proc: ChildProcess; out: () => string; socket: string }> {
+  const file = join(world.dir, 'users.ini');
+  writeFileSync(file, users, { mode: 0o600 });
+  const socket = join(world.dir, 'translation.socket');
+  const started = await startTranslationServer(file, socket);
+  writeFileSync(world.configPath, `translation_server "${socket}"\nlistener {\n  bind "127.0.0.1:22"\n${listener}}\n`);
+  return { ...started, socket };
 }

@@ -5,19 +5,19 @@
 // (the client sees it end) and leaves the other alone; the same datagram from uid 65534 is
 // refused.
 import assert from 'node:assert/strict';
-import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Companion } from '../helpers/companion.ts';
 import { sample, scrape, sendUnix, sendUnixAsNobody, startCompanion, terminateDatagram, verboseDatagram } from '../helpers/companion.ts';
 import type { Server, World } from '../helpers/fixture.ts';
 import { cleanup, makeWorld, publicKey, settled, ssh, startServer } from '../helpers/fixture.ts';
-import { startTranslationServer } from '../helpers/translation.ts';
+import { useTranslationServer } from '../helpers/translation.ts';
 
 let world: World;
 let companion: Companion;
 let server: Server;
-let translation: Awaited<ReturnType<typeof startTranslationServer>>;
+let translation: Awaited<ReturnType<typeof useTranslationServer>>;
 let control: string;
 
 function account(name: string, uid: number, extra: string): string {
@@ -30,13 +30,10 @@ function account(name: string, uid: number, extra: string): string {
 before(async () => {
   world = makeWorld();
   const base = world.users.alice!.uid + 7;
-  const users = join(world.dir, 'users.ini');
-  writeFileSync(users, account('tagged', base, 'child_tag[] = customer-1\nchild_tag[] = site-42\n') + account('untagged', base + 1, 'child_tag[] = site-4\n'), { mode: 0o600 });
-  translation = await startTranslationServer(users, join(world.dir, 'translation.socket'));
+  translation = await useTranslationServer(world, account('tagged', base, 'child_tag[] = customer-1\nchild_tag[] = site-42\n') + account('untagged', base + 1, 'child_tag[] = site-4\n'));
   // An abstract name: reachable by every local user, so only the sender's uid protects it.
   control = `@lukko-commands-test-${process.pid}`;
   companion = await startCompanion(world.dir, 'commands', `control {\n  bind "${control}"\n}\n`);
-  writeFileSync(world.configPath, `translation_server "${join(world.dir, 'translation.socket')}"\nlistener {\n  bind "127.0.0.1:22"\n}\n`);
   server = await startServer(world, { logLevel: 'info', env: { LUKKO_COMPANION_SOCKET: companion.socket } });
 });
 

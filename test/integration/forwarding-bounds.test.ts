@@ -29,8 +29,24 @@ const BOUND = 96 * MB;
 /** No drain for this long: the other end is holding the writer back. */
 const STALL_MS = 2500;
 
+const accepted = new Set<net.Socket>();
+
+/** `p`, or a failure naming `what` after `ms`: a stuck tunnel fails the test instead of hanging it. */
+function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 async function listen(onConnection: (s: net.Socket) => void): Promise<number> {
-  const srv = net.createServer(onConnection);
+  const srv = net.createServer((s) => {
+    // kept so that a failed test cannot leave a connection holding this process open
+    accepted.add(s);
+    s.once('close', () => accepted.delete(s));
+    onConnection(s);
+  });
   servers.push(srv);
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   return (srv.address() as net.AddressInfo).port;
@@ -129,6 +145,7 @@ const gc = vm.runInNewContext('gc') as () => void;
 after(async () => {
   for (const p of background) p.kill();
   for (const s of servers) s.close();
+  for (const s of accepted) s.destroy();
   await server?.stop();
   if (world) cleanup(world);
   for (let i = 0; i < 3; i++) {
@@ -209,9 +226,10 @@ describe('closing', () => {
       const ch = await forwardOut(client, sourcePort);
       ch.pause(); // no reading: ssh2 grants no more window
       for (let i = 0; i < 400 && !sourceClosed; i++) await new Promise((r) => setTimeout(r, 25));
-      await sourceClosed; // lukko has read everything and its socket to the source is closed
+      // lukko has read everything and its socket to the source is closed
+      await within(30_000, sourceClosed ?? Promise.resolve(), 'lukko never finished reading the source');
       await new Promise((r) => setTimeout(r, 300));
-      const { bytes, intact } = await readRepeated(ch as unknown as net.Socket, chunk);
+      const { bytes, intact } = await within(30_000, readRepeated(ch as unknown as net.Socket, chunk), 'the channel never ended');
       assert.equal(bytes, size);
       assert.ok(intact);
     } finally {

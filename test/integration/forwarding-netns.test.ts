@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
 import { roundTrip } from '../helpers/forward.ts';
-import { startTranslationServer } from '../helpers/translation.ts';
+import { useTranslationServer } from '../helpers/translation.ts';
 import { cleanup, freePort, makeWorld, NODE, publicKey, run, settled, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
 
 const asRoot = process.getuid?.() === 0;
@@ -157,16 +157,11 @@ describe('forwarding for accounts in a network namespace', { skip }, () => {
     clientPort = (clientService.address() as net.AddressInfo).port;
     await waitFor('the namespace marker server', async () => (await probeInNetns(port)) === 'netns');
 
-    const users = join(world.dir, 'users.ini');
-    writeFileSync(users, usersIni(), { mode: 0o600 });
-    const socket = join(world.dir, 'translation.socket');
-    translation = (await startTranslationServer(users, socket)).proc;
-    writeFileSync(world.configPath, `translation_server "${socket}"\nlistener {\n  bind "127.0.0.1:22"\n}\n`);
+    translation = (await useTranslationServer(world, usersIni())).proc;
     server = await startServer(world);
   });
 
   after(async () => {
-    if (process.env.LUKKO_TEST_DUMP) writeFileSync('/tmp/nt/server.log', server.output());
     for (const p of background) p.kill('SIGKILL');
     await server?.stop();
     translation?.kill('SIGTERM');

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
 import { cleanup, copyArgs, freePort, makeWorld, publicKey, run, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
 import { argsInfo, roundTrip, sshBackground, waitPort } from '../helpers/forward.ts';
-import { startTranslationServer } from '../helpers/translation.ts';
+import { useTranslationServer } from '../helpers/translation.ts';
 
 let world: World;
 let server: Server;
@@ -34,9 +34,8 @@ before(async () => {
   hubHome = join(world.dir, 'ts-home', 'hub');
   mkdirSync(hubHome, { recursive: true });
   chownSync(hubHome, id, id);
-  const users = join(world.dir, 'users.ini');
-  writeFileSync(
-    users,
+  translation = await useTranslationServer(
+    world,
     `
 [hub]
 uid = ${id}
@@ -45,11 +44,7 @@ home = ${hubHome}
 authorized_keys[] = restrict,port-forwarding,permitlisten="localhost:${hubPort}",permitopen="none",command="echo ${PURPOSE}" ${publicKey(world.keys.ed25519!)}
 no_home_authorized_keys = true
 `,
-    { mode: 0o600 },
   );
-  const socket = join(world.dir, 'translation.socket');
-  translation = await startTranslationServer(users, socket);
-  writeFileSync(world.configPath, `translation_server "${socket}"\nlistener {\n  bind "127.0.0.1:22"\n}\n`);
   server = await startServer(world);
 });
 

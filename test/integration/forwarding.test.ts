@@ -10,7 +10,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
-import { roundTrip, waitPort } from '../helpers/forward.ts';
+import { roundTrip, waitPort, argsInfo as sharedArgsInfo, sshBackground as sharedBackground, sleep } from '../helpers/forward.ts';
 import { authorize, cleanup, copyArgs, freePort, keyLine, makeWorld, run, ssh, sshArgs, startServer } from '../helpers/fixture.ts';
 
 let world: World;
@@ -19,23 +19,14 @@ let echo: net.Server;
 let echoPort: number;
 const background: ChildProcess[] = [];
 
-/** sshArgs with LogLevel=INFO: the client then prints allocated ports and why a channel failed. */
-const argsInfo = (key: string | undefined, user: string, extra: string[]) => sshArgs(server.port, key, user, extra).map((a) => (a === 'LogLevel=ERROR' ? 'LogLevel=INFO' : a));
+const argsInfo = (key: string | undefined, user: string, extra: string[]) => sharedArgsInfo(server, key, user, extra);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** ssh in the background (for -N forwards); resolves once `ready` shows in stderr or after a while. */
+/** ssh -N in the background (helpers/forward.ts), ended with the file. */
 async function sshBackground(key: string, user: string, extra: string[], ready?: RegExp): Promise<{ proc: ChildProcess; stderr: () => string }> {
-  const proc = spawn('ssh', [...argsInfo(key, user, ['-N', ...extra])], { stdio: ['ignore', 'ignore', 'pipe'] });
-  background.push(proc);
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  for (let i = 0; i < 200; i++) {
-    if (ready ? ready.test(err) : i > 20) break;
-    if (proc.exitCode !== null) break;
-    await sleep(25);
-  }
-  return { proc, stderr: () => err };
+  const bg = await sharedBackground(server, key, user, extra, ready);
+  background.push(bg.proc);
+  return bg;
 }
 
 before(async () => {
@@ -204,15 +195,20 @@ describe('policy', () => {
   });
 });
 
+/** A client-side ssh-agent on `name` holding the test key; its environment and the key's fingerprint. */
+async function agentWithKey(name: string): Promise<{ env: NodeJS.ProcessEnv; fp: string }> {
+  const agentSock = join(world.dir, name);
+  background.push(spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' }));
+  for (let i = 0; i < 200 && !existsSync(agentSock); i++) await sleep(25);
+  const env = { ...process.env, SSH_AUTH_SOCK: agentSock };
+  assert.equal((await run('ssh-add', [world.keys.ed25519!], { env })).code, 0);
+  const fp = (await run('ssh-keygen', ['-lf', `${world.keys.ed25519}.pub`])).stdout.split(' ')[1]!;
+  return { env, fp };
+}
+
 describe('agent forwarding', () => {
   test('ssh -A: ssh-add -l inside the session lists the client\'s key; the socket goes with the connection', async () => {
-    const agentSock = join(world.dir, 'agent.sock');
-    const agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
-    background.push(agent);
-    for (let i = 0; i < 200 && !existsSync(agentSock); i++) await sleep(25);
-    const env = { ...process.env, SSH_AUTH_SOCK: agentSock };
-    assert.equal((await run('ssh-add', [world.keys.ed25519!], { env })).code, 0);
-    const fp = (await run('ssh-keygen', ['-lf', `${world.keys.ed25519}.pub`])).stdout.split(' ')[1]!;
+    const { env, fp } = await agentWithKey('agent.sock');
     const r = await run('ssh', [...sshArgs(server.port, world.keys.ed25519, 'alice', ['-A']), 'ssh-add -l; echo "$SSH_AUTH_SOCK"; stat -c %U:%a "$(dirname "$SSH_AUTH_SOCK")"'], { env });
     assert.equal(r.code, 0, r.stderr);
     const [list, sock, owner] = r.stdout.trim().split('\n');
@@ -225,13 +221,7 @@ describe('agent forwarding', () => {
   });
 
   test('restrict,agent-forwarding gives agent forwarding back (as in OpenSSH); restrict alone refuses it and the log names the rule', async () => {
-    const agentSock = join(world.dir, 'agent2.sock');
-    const agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
-    background.push(agent);
-    for (let i = 0; i < 200 && !existsSync(agentSock); i++) await sleep(25);
-    const env = { ...process.env, SSH_AUTH_SOCK: agentSock };
-    assert.equal((await run('ssh-add', [world.keys.ed25519!], { env })).code, 0);
-    const fp = (await run('ssh-keygen', ['-lf', `${world.keys.ed25519}.pub`])).stdout.split(' ')[1]!;
+    const { env, fp } = await agentWithKey('agent2.sock');
 
     authorize(world, 'bob', [keyLine(world, 'ed25519', 'restrict,agent-forwarding')]);
     const allowed = await run('ssh', [...sshArgs(server.port, world.keys.ed25519, 'bob', ['-A']), 'ssh-add -l'], { env });

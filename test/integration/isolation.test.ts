@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Server, World } from '../helpers/fixture.ts';
 import { childExits, cleanup, copyArgs, makeWorld, publicKey, run, settled, ssh, startServer } from '../helpers/fixture.ts';
-import { startTranslationServer } from '../helpers/translation.ts';
+import { useTranslationServer } from '../helpers/translation.ts';
 
 const asRoot = process.getuid?.() === 0;
 const skip = !asRoot ? 'needs root for namespaces' : !existsSync('/bin/busybox') ? 'needs busybox-static (scripts/setup.sh)' : false;
@@ -120,11 +120,7 @@ describe('session isolation', { skip }, () => {
     // A veth pair names the namespace (this kernel has no dummy interfaces).
     const veth = await run('ip', ['-n', NETNS, 'link', 'add', 'lukkoveth0', 'type', 'veth', 'peer', 'name', 'lukkoveth1']);
     assert.equal(veth.code, 0, veth.stderr);
-    const users = join(world.dir, 'users.ini');
-    writeFileSync(users, usersIni(), { mode: 0o600 });
-    const socket = join(world.dir, 'translation.socket');
-    translation = (await startTranslationServer(users, socket)).proc;
-    writeFileSync(world.configPath, `translation_server "${socket}"\nlistener {\n  bind "127.0.0.1:22"\n}\n`);
+    translation = (await useTranslationServer(world, usersIni())).proc;
     server = await startServer(world);
   });
 

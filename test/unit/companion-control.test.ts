@@ -12,7 +12,7 @@ import type { ControlSource } from '../../src/companion/control-frames.ts';
 import { judgeSender, planDatagram } from '../../src/companion/control-permission.ts';
 import type { DatagramPlan } from '../../src/companion/control-permission.ts';
 import { controlBlockArgs } from '../../src/companion/control-receiver.ts';
-import { verboseLogLevel } from '../../src/companion/control-service.ts';
+import { verboseLevel as verboseLogLevel } from '../../src/log/logger.ts';
 import { debianArch, listenerVisible, planZeroconf, zeroconfInstanceName, zeroconfServiceType, zeroconfTxt } from '../../src/companion/zeroconf-service.ts';
 
 const vectors = (

@@ -211,10 +211,14 @@ describe('backpressure', () => {
 describe('closing', () => {
   test('a destination that sends and closes at once: what still waits for the client\'s window is delivered before the channel closes', async () => {
     const chunk = randomBytes(MB);
-    // An ssh2 client that does not read takes 3 to 4 MiB (2 MiB buffered, then what is left
-    // of its window); lukko reads the rest and the end of the stream into its channel's
-    // queue, which pauses the source only at 2 MiB. So 0.5 to 1.5 MiB wait in lukko.
-    const size = 4.5 * MB;
+    // An ssh2 client that does not read grants its first 2 MiB window and one more MiB (its
+    // 1 MiB top-up comes before its 2 MiB read buffer is full), so it takes 3 MiB. lukko
+    // reads the rest and the end of the stream into its channel's queue, which would pause
+    // the source at 2 MiB: at most 3.5 - 2 MiB are queued before the top-up arrives, so
+    // lukko always reads the whole source, and 0.5 MiB wait in lukko when it closes. (With
+    // 4.5 MiB a late top-up let the queue reach 2 MiB; the source then rightly stayed paused
+    // until the channel drained, which a client that never reads never lets happen.)
+    const size = 3.5 * MB;
     let sourceClosed: Promise<void> | undefined;
     const sourcePort = await listen((s) => {
       sourceClosed = new Promise((r) => s.once('close', () => r()));

@@ -14,6 +14,7 @@ import { setLogLevel, verboseLevel } from '../log/logger.ts';
 import { childTagsMatch } from '../companion/control-commands.ts';
 import type { ClosedReason } from '../companion/report-protocol.ts';
 import { CompanionLink } from './companion-link.ts';
+import { TransportGate } from './flow-control.ts';
 import { tooManyConnections } from './refusal.ts';
 import { countTraffic } from './traffic.ts';
 import type { Peer } from '../session/command.ts';
@@ -66,12 +67,15 @@ export class Connection {
   private ending = false;
   private readonly startedAt = Date.now();
   private readonly socket: Socket;
+  /** Tunnels and session output stop reading while too much waits on the socket. */
+  private readonly gate: TransportGate;
   private readonly opts: ConnectionOptions;
   private readonly link: CompanionLink;
   private closedReason: ClosedReason | undefined;
 
   constructor(socket: Socket, opts: ConnectionOptions) {
     this.socket = socket;
+    this.gate = new TransportGate(socket);
     this.opts = opts;
     this.peer = {
       remoteIp: socket.remoteAddress ?? opts.remote?.address ?? '0.0.0.0',
@@ -174,7 +178,7 @@ export class Connection {
       },
       onSuccess: (outcome) => {
         this.auth = outcome;
-        this.forwarding = new Forwarding({ log: this.log.child({ user: outcome.account.name }), account: outcome.account, policy: outcome.policy, client, transport: this.socket, disconnect: (r, t) => this.disconnect(r, t) });
+        this.forwarding = new Forwarding({ log: this.log.child({ user: outcome.account.name }), account: outcome.account, policy: outcome.policy, client, gate: this.gate, disconnect: (r, t) => this.disconnect(r, t) });
         const { key } = outcome;
         this.log.info(
           { user: outcome.account.name, method: outcome.method, key: key?.fingerprint, type: key?.type, origin: key?.origin, source: outcome.account.source },
@@ -243,6 +247,8 @@ export class Connection {
       ...(this.opts.unitLimits?.length ? { unitLimits: this.opts.unitLimits } : {}),
       agentSocket: () => this.forwarding?.agentSocket(),
       childEvent: (e) => this.link.event(e),
+      gate: this.gate,
+      disconnect: (r, t) => this.disconnect(r, t),
       started: () => this.status(),
       ended: (done) => {
         this.sessions.delete(done);

@@ -8,7 +8,7 @@
 //   auth-agent          ssh -A           a socket in a 0700 directory of the user's
 //
 // Every refusal is a channel-open or global-request failure with a log line naming the rule;
-// the connection goes on. Data flows through flow.ts's splice: a slow side, in either
+// the connection goes on. Data flows through connection/flow-control.ts's splice: a slow side, in either
 // direction, holds the other back instead of making this process buffer.
 import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -22,7 +22,8 @@ import type { Logger } from '../log/logger.ts';
 import { TRANSLATION_ORIGIN } from '../translation/login.ts';
 import { asUser } from './as-user.ts';
 import { NetnsForwarding } from './netns.ts';
-import { TransportGate, refuseWindowOverrun, splice } from './flow.ts';
+import type { TransportGate } from '../connection/flow-control.ts';
+import { WINDOW_OVERRUN, refuseWindowOverrun, splice } from '../connection/flow-control.ts';
 
 export const MAX_PENDING_GLOBAL_REQUESTS = 16;
 export const MAX_FORWARD_CHANNELS = 256;
@@ -72,8 +73,8 @@ export interface ForwardingHost {
   account: Account;
   policy: Policy;
   client: SshClient;
-  /** The SSH connection's socket: tunnels stop reading while too much waits on it. */
-  transport?: { writableLength: number; on(e: 'drain' | 'close', f: () => void): unknown };
+  /** The SSH connection's socket gate: tunnels stop reading while too much waits on it. */
+  gate?: TransportGate;
   /** Ends the whole connection (a client breaking flow control). */
   disconnect?: (reason: number, text: string) => void;
 }
@@ -90,7 +91,7 @@ export class Forwarding {
 
   constructor(host: ForwardingHost) {
     this.host = host;
-    this.gate = host.transport && new TransportGate(host.transport);
+    this.gate = host.gate;
     const ns = host.account.spawn?.isolation?.networkNamespace;
     this.netns = ns?.kind === 'named'
       ? new NetnsForwarding({
@@ -135,12 +136,10 @@ export class Forwarding {
   /** Runs a tunnel between a channel and a socket until both are closed. */
   private join(channel: Duplex, socket: Duplex, what: string, done: () => void = this.closedChannel): void {
     refuseWindowOverrun(channel, () => {
-      // as OpenSSH ("peer ignored channel window"): a client that does this is broken or
-      // hostile, and only ending the connection stops it from sending more
       this.host.log.warn({ forward: what, reason: 'client sent data beyond the window' }, 'disconnecting');
       socket.destroy();
       channel.destroy();
-      this.host.disconnect?.(DISCONNECT_PROTOCOL_ERROR, 'peer ignored channel window');
+      this.host.disconnect?.(DISCONNECT_PROTOCOL_ERROR, WINDOW_OVERRUN);
     });
     splice(channel, socket, done, this.gate);
   }

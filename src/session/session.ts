@@ -3,11 +3,14 @@
 // against the connection's Policy; what runs is described by describeSession() and made by
 // the spawner.
 import { existsSync } from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type { ServerChannel, Session } from 'ssh2';
 import type { Account } from '../auth/account.ts';
 import type { Login } from '../auth/directory.ts';
 import type { Policy } from '../auth/policy.ts';
+import { DISCONNECT_PROTOCOL_ERROR } from '../auth/authenticator.ts';
+import type { TransportGate } from '../connection/flow-control.ts';
+import { WINDOW_OVERRUN, pump, refuseWindowOverrun } from '../connection/flow-control.ts';
 import type { Logger } from '../log/logger.ts';
 import type { PtySpec } from '../spawn/description.ts';
 import type { ExitInfo, UserProcess } from '../spawn/spawn.ts';
@@ -46,6 +49,10 @@ export interface SessionHost {
   agentSocket(): string | undefined;
   started(s: SessionChannel): void;
   ended(s: SessionChannel): void;
+  /** The connection socket's gate: output is held while too much waits on it. */
+  gate?: TransportGate;
+  /** Ends the whole connection (a client breaking flow control). */
+  disconnect?(reason: number, text: string): void;
   /** Child process events for the companion's metrics (spawned, signalled, exited). */
   childEvent?(e: { t: 'spawn'; ok: boolean; seconds: number } | { t: 'kill' } | { t: 'exit' }): void;
 }
@@ -186,7 +193,7 @@ export class SessionChannel {
     log.info({ request: request.kind, command, origin: policy.origins }, `${request.kind} refused: no shell access`);
     if (!this.rejectsOnStderr()) return reject?.();
     // As the original: success, the reason on stderr, then EOF and close without an exit status.
-    const channel = accept();
+    const channel = this.open(accept);
     if (!channel) return;
     this.request = request;
     channel.stderr.write(SFTP_ONLY_MESSAGE);
@@ -230,7 +237,7 @@ export class SessionChannel {
     }
     // Accept at once: ssh2 drops channel data and EOF that arrive before the channel object
     // exists, and the client may send both right after the request.
-    const channel = accept();
+    const channel = this.open(accept);
     if (!channel) return;
     this.request = request;
     channel.on('error', (err: Error) => log.debug({ err: err.message }, 'channel error'));
@@ -268,28 +275,54 @@ export class SessionChannel {
     );
   }
 
+  /** Accepts the channel; a client that sends beyond its window loses the connection. */
+  private open(accept: AcceptChannel): ServerChannel | undefined {
+    const channel = accept();
+    if (!channel) return undefined;
+    refuseWindowOverrun(channel, () => {
+      this.host.log.warn({ session: this.id, reason: 'client sent data beyond the window' }, 'disconnecting');
+      this.host.disconnect?.(DISCONNECT_PROTOCOL_ERROR, WINDOW_OVERRUN);
+    });
+    return channel;
+  }
+
   private attach(proc: UserProcess, channel: ServerChannel): void {
     this.proc = proc;
     if (this.closed) {
       proc.kill('SIGHUP');
       return;
     }
+    const { gate } = this.host;
+    // Input: pipe() pauses the channel while the process does not read, and a paused
+    // channel makes ssh2 stop topping up the client's window.
+    proc.stdin.on('error', () => {}); // EPIPE once the process stops reading
+    channel.pipe(proc.stdin);
+    // Output: held while the client's window is used up or the connection's socket is full.
     const outputs: Writable[] = [channel];
     if (proc.pty) {
       const pty = proc.pty;
+      let full = false;
+      const resume = (): void => {
+        if (full) return;
+        if (gate?.blocked()) return gate.whenDrained(resume);
+        pty.resume();
+      };
       pty.onData((data: string | Buffer) => {
-        if (!channel.write(data)) {
+        if (!channel.write(data) && !full) {
+          full = true;
+          channel.once('drain', () => {
+            full = false;
+            resume();
+          });
+        }
+        if (full || gate?.blocked()) {
           pty.pause();
-          channel.once('drain', () => pty.resume());
+          if (!full) gate!.whenDrained(resume);
         }
       });
-      channel.on('data', (d: Buffer) => pty.write(d as unknown as string));
     } else {
-      const stdin = proc.stdin!;
-      stdin.on('error', () => {}); // EPIPE once the process stops reading
-      channel.pipe(stdin);
-      (proc.stdout as Readable).pipe(channel, { end: false });
-      (proc.stderr as Readable).pipe(channel.stderr, { end: false });
+      pump(proc.stdout!, channel, gate, false);
+      pump(proc.stderr!, channel.stderr, gate, false);
       outputs.push(channel.stderr);
     }
     proc.onExit((info) => void this.finish(info, channel, outputs));

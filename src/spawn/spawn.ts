@@ -8,6 +8,7 @@ import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { RLIM_INFINITY, type Rlimits } from '../translation/rlimits.ts';
 import type { SpawnDescription, SpawnIsolation } from './description.ts';
+import { PtyInput } from './pty-input.ts';
 import { termiosArgs } from './termios.ts';
 
 export class SpawnRefused extends Error {}
@@ -20,7 +21,8 @@ export interface ExitInfo {
 
 export interface UserProcess {
   pid: number;
-  stdin?: Writable;
+  /** The process's input: its stdin pipe, or the pty's master side (with backpressure). */
+  stdin: Writable;
   stdout?: Readable;
   stderr?: Readable;
   pty?: import('node-pty').IPty;
@@ -204,9 +206,13 @@ export async function spawnUserProcess(desc: SpawnDescription): Promise<UserProc
       exited = { code: signal ? null : exitCode, signal: signal ? (SIGNAL_NAMES.get(signal) ?? 'KILL') : null, coreDumped: false };
       exitCb?.(exited);
     });
+    // node-pty closes the master fd when it destroys this stream (pinned node-pty 1.1.0)
+    const { fd, _socket: master } = p as unknown as { fd: number; _socket?: { destroyed: boolean } };
+    if (!master || typeof fd !== 'number') throw new Error('node-pty: no master fd to write to');
     return {
       pid: p.pid,
       pty: p,
+      stdin: new PtyInput(fd, () => !master.destroyed),
       onExit(cb) {
         exitCb = cb;
         if (exited) cb(exited);

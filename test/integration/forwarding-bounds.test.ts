@@ -5,52 +5,25 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import v8 from 'node:v8';
-import vm from 'node:vm';
-import ssh2 from 'ssh2';
+import type ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
 import type { Server, World } from '../helpers/fixture.ts';
 import { authorize, cleanup, freePort, keyLine, makeWorld, startServer } from '../helpers/fixture.ts';
+import { MB, closeAll, grantWindow, ignoreWindow, listen, relay, ssh2Client, within } from '../helpers/flow.ts';
 import { instancePid, memoryOf, readRepeated, sshBackground, watchMemory, writeUntilStalled } from '../helpers/forward.ts';
 
 let world: World;
 let server: Server;
 const background: ChildProcess[] = [];
-const servers: net.Server[] = [];
 
-const MB = 1024 * 1024;
 /** What a writer may push when nothing holds it back: far beyond any sane buffer. */
 const FLOOD = 384 * MB;
 /** How much the instance's memory may grow while a reader stalls. Without backpressure it grows by about FLOOD. */
 const BOUND = 96 * MB;
 /** No drain for this long: the other end is holding the writer back. */
 const STALL_MS = 2500;
-
-const accepted = new Set<net.Socket>();
-
-/** `p`, or a failure naming `what` after `ms`: a stuck tunnel fails the test instead of hanging it. */
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
-async function listen(onConnection: (s: net.Socket) => void): Promise<number> {
-  const srv = net.createServer((s) => {
-    // kept so that a failed test cannot leave a connection holding this process open
-    accepted.add(s);
-    s.once('close', () => accepted.delete(s));
-    onConnection(s);
-  });
-  servers.push(srv);
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  return (srv.address() as net.AddressInfo).port;
-}
 
 /** A local forward to 127.0.0.1:destPort through its own ssh -L; returns the local port. */
 async function localForward(destPort: number): Promise<number> {
@@ -71,62 +44,6 @@ async function localForward(destPort: number): Promise<number> {
   throw new Error('ssh -L never listened');
 }
 
-/** A TCP relay to lukko whose lukko→client direction the test can stop and restart. */
-async function relay(): Promise<{ port: number; hold(): void; release(): void }> {
-  const ups: net.Socket[] = [];
-  let held = false;
-  const port = await listen((down) => {
-    const up = net.connect({ host: '127.0.0.1', port: server.port });
-    ups.push(up);
-    down.pipe(up);
-    up.on('data', (d: Buffer) => {
-      if (!down.write(d)) up.pause();
-    });
-    down.on('drain', () => {
-      if (!held) up.resume();
-    });
-    const close = (): void => {
-      up.destroy();
-      down.destroy();
-    };
-    up.on('error', close);
-    down.on('error', close);
-    up.on('end', close);
-  });
-  return {
-    port,
-    // stop reading what lukko sends: its socket's send buffer fills, then its own writes queue
-    hold: () => {
-      held = true;
-      for (const u of ups) u.pause();
-    },
-    release: () => {
-      held = false;
-      for (const u of ups) u.resume();
-    },
-  };
-}
-
-/** An ssh2 client logged in as alice through `port`. */
-async function ssh2Client(port: number): Promise<ssh2.Client> {
-  const client = new ssh2.Client();
-  await new Promise<void>((resolve, reject) => {
-    client.once('ready', () => resolve());
-    client.once('error', reject);
-    client.connect({
-      host: '127.0.0.1',
-      port,
-      username: 'alice',
-      privateKey: readFileSync(world.keys.ed25519!),
-      // AES-CTR runs in node:crypto; ssh2's native binding (GCM, ChaCha) can crash this test
-      // process when it is torn down with a cipher object still alive
-      algorithms: { cipher: ['aes128-ctr'], hmac: ['hmac-sha2-256-etm@openssh.com'] },
-    });
-  });
-  client.on('error', () => {});
-  return client;
-}
-
 function forwardOut(client: ssh2.Client, port: number): Promise<ClientChannel> {
   return new Promise((resolve, reject) => client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, ch) => (err ? reject(err) : resolve(ch))));
 }
@@ -137,21 +54,11 @@ before(async () => {
   server = await startServer(world);
 });
 
-// ssh2's native cipher objects abort the process ("Assertion failed: (env) != nullptr") when
-// they are still alive at teardown; the ssh2 clients here are collected before the end.
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
 after(async () => {
   for (const p of background) p.kill();
-  for (const s of servers) s.close();
-  for (const s of accepted) s.destroy();
   await server?.stop();
   if (world) cleanup(world);
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    gc();
-  }
+  await closeAll();
 });
 
 describe('backpressure', () => {
@@ -225,7 +132,7 @@ describe('closing', () => {
       for (let n = 0; n < size; n += MB) s.write(chunk.subarray(0, Math.min(MB, size - n)));
       s.end();
     });
-    const client = await ssh2Client(server.port);
+    const client = await ssh2Client(server.port, world.keys.ed25519!);
     try {
       const ch = await forwardOut(client, sourcePort);
       ch.pause(); // no reading: ssh2 grants no more window
@@ -251,13 +158,12 @@ describe('a hostile client', () => {
       source = s;
       s.pause(); // starts writing once the client's trap is set
     });
-    const r = await relay();
-    const client = await ssh2Client(r.port);
+    const r = await relay(server.port);
+    const client = await ssh2Client(r.port, world.keys.ed25519!);
     try {
       const ch = await forwardOut(client, sourcePort);
       // grant lukko 1 GiB of window: SSH flow control no longer holds it back
-      const proto = (client as unknown as { _protocol: { channelWindowAdjust(id: number, n: number): void } })._protocol;
-      proto.channelWindowAdjust((ch as unknown as { outgoing: { id: number } }).outgoing.id, 1024 * MB);
+      grantWindow(client, ch, 1024 * MB);
       const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${sourcePort}`);
       await new Promise((res) => setTimeout(res, 200));
       r.hold();
@@ -284,7 +190,7 @@ describe('a hostile client', () => {
   test('data beyond the window: the client is disconnected (as OpenSSH does) instead of lukko queueing what it sends', async () => {
     const chunk = randomBytes(MB);
     const destPort = await listen((s) => s.pause());
-    const client = await ssh2Client(server.port);
+    const client = await ssh2Client(server.port, world.keys.ed25519!);
     const gone = new Promise<void>((r) => client.once('close', () => r()));
     try {
       const ch = await forwardOut(client, destPort);
@@ -293,7 +199,7 @@ describe('a hostile client', () => {
       const watch = watchMemory(pid); // the instance exits soon after the disconnect
       // the client ignores the window from now on, in pieces that are no multiple of the
       // packet size, so the window does not land on exactly 0 (where ssh2 drops the data)
-      (ch as unknown as { outgoing: { window: number } }).outgoing.window = 2 ** 40;
+      ignoreWindow(ch);
       const piece = chunk.subarray(0, MB - 1);
       let open = true;
       void gone.then(() => (open = false));
@@ -324,7 +230,7 @@ describe('limits', () => {
 
   test('more than 16 global requests at once: the rest fail, in order, and the connection goes on', async () => {
     const since = server.events().length;
-    const client = await ssh2Client(server.port);
+    const client = await ssh2Client(server.port, world.keys.ed25519!);
     try {
       // corked: all 20 requests leave in one write and arrive in one read, so all of them are
       // pending in the instance at the same time
@@ -345,7 +251,7 @@ describe('limits', () => {
 
   test('at most 32 listening forwards: the 33rd fails, a cancel makes room, the connection goes on', async () => {
     const since = server.events().length;
-    const client = await ssh2Client(server.port);
+    const client = await ssh2Client(server.port, world.keys.ed25519!);
     try {
       const ports: number[] = [];
       for (let i = 0; i < 32; i++) ports.push(await forwardIn(client));
@@ -362,7 +268,7 @@ describe('limits', () => {
   test('at most 256 forwarded channels: the next is refused as a resource shortage, a closed one makes room', async () => {
     const echoPort = await listen((s) => s.pipe(s));
     const since = server.events().length;
-    const client = await ssh2Client(server.port);
+    const client = await ssh2Client(server.port, world.keys.ed25519!);
     try {
       const channels: ClientChannel[] = [];
       for (let i = 0; i < 256; i++) channels.push(await forwardOut(client, echoPort));
@@ -392,7 +298,7 @@ describe('limits', () => {
 
   test('a client that refuses a forwarded connection: the connection to the listener is closed and logged, the session goes on', async () => {
     const since = server.events().length;
-    const client = await ssh2Client(server.port);
+    const client = await ssh2Client(server.port, world.keys.ed25519!);
     try {
       client.on('tcp connection', (_info, _accept, reject) => reject());
       const port = await forwardIn(client);

@@ -9,7 +9,7 @@
 //    window up to 4 GiB is legal, so a client can grant far more than it reads): ssh2 writes
 //    every packet into the connection's socket whatever its state, so that queue is watched
 //    here too, and sockets stop being read while it is above TRANSPORT_HIGH_WATER.
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 
 /** Bytes queued on the SSH connection's socket above which tunnels stop reading. */
 export const TRANSPORT_HIGH_WATER = 1024 * 1024;
@@ -42,9 +42,10 @@ export class TransportGate {
 
 /**
  * Copies `from` into `to`, pausing `from` while `to` is full or the gate is shut, and ends
- * `to` when `from` ends (a half-close travels on: EOF on the channel, FIN on the socket).
+ * `to` when `from` ends (a half-close travels on: EOF on the channel, FIN on the socket),
+ * unless `end` is false (a session's output: exit-status goes out before EOF).
  */
-export function pump(from: Duplex, to: Duplex, gate?: TransportGate): void {
+export function pump(from: Readable, to: Writable, gate?: TransportGate, end = true): void {
   let full = false;
   const resume = (): void => {
     if (full || from.destroyed) return;
@@ -66,7 +67,7 @@ export function pump(from: Duplex, to: Duplex, gate?: TransportGate): void {
       gate.whenDrained(resume);
     }
   });
-  from.on('end', () => to.end());
+  if (end) from.on('end', () => to.end());
 }
 
 /**
@@ -109,12 +110,17 @@ export function splice(channel: Duplex, socket: Duplex, done: () => void, gate?:
   pump(socket, channel, gate);
 }
 
+/** The DISCONNECT text for a client that sent beyond its window, as OpenSSH says it. */
+export const WINDOW_OVERRUN = 'peer ignored channel window';
+
 /**
  * A client must not send more than the window it was granted (RFC 4254 5.2). ssh2 drops data
  * that arrives when the window is exactly 0, but data overshooting a smaller window is
  * queued and the window goes negative, so a client that ignores the window could make this
  * process buffer without bound behind a slow socket. At the first such byte `overrun` is
- * called (once; the caller ends the connection) and nothing more of the channel is queued.
+ * called (once; the caller ends the connection: a client that does this is broken or
+ * hostile, and only that stops it from sending more) and nothing more of the channel is
+ * queued.
  */
 export function refuseWindowOverrun(channel: Duplex, overrun: () => void): void {
   const c = channel as unknown as { incoming?: { window: number }; push(chunk: unknown, encoding?: BufferEncoding): boolean };

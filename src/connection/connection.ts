@@ -19,7 +19,7 @@ import { tooManyConnections } from './refusal.ts';
 import { countTraffic } from './traffic.ts';
 import type { Peer } from '../session/command.ts';
 import { plainIp } from '../session/command.ts';
-import { SessionChannel } from '../session/session.ts';
+import { MAX_SESSIONS, SessionChannel } from '../session/session.ts';
 import type { UnitProperty } from '../spawn/unit-limits.ts';
 import { mayHaveOwnUnit } from '../spawn/unit-limits.ts';
 import { serverAlgorithms } from '../ssh/algorithms.ts';
@@ -31,6 +31,8 @@ import { SSH_IDENT } from '../version.ts';
 
 export const FIRST_AUTH_TIMEOUT_MS = 10_000;
 export const AUTH_TIMEOUT_MS = 120_000;
+// RFC 4254 5.1
+const RESOURCE_SHORTAGE = 4;
 const DISCONNECT_LINGER_MS = 1000; // time for a DISCONNECT to leave before the socket goes
 const KILL_GRACE_MS = 2000;
 const DISCONNECT_CONNECTION_LOST = 10;
@@ -200,7 +202,14 @@ export class Connection {
       for (const t of this.timers) clearTimeout(t);
       this.status();
     });
-    client.on('session', (accept) => this.onSession(accept()));
+    client.on('session', (accept, reject) => {
+      // as the original's channel limit (OpenSSH: MaxSessions); every exec is a process
+      if (this.sessions.size >= MAX_SESSIONS) {
+        this.log.info({ limit: MAX_SESSIONS }, 'session refused: too many sessions');
+        return (reject as unknown as (code: number, text: string) => void)(RESOURCE_SHORTAGE, 'Too many sessions');
+      }
+      this.onSession(accept());
+    });
     // Tunnels are decided by the connection's Policy once authenticated (ssh2 opens no
     // channel and passes no forwarding request before that).
     client.on('tcpip', (accept, reject, info) => this.forwarding?.directTcpip(accept, reject as never, info));

@@ -24,6 +24,8 @@ import { parsePartitionCommand } from './partition-command.ts';
 
 // RFC 4254 6.10 signal names a client may send.
 const CLIENT_SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
+/** Open session channels per connection; the next open fails with resource shortage. */
+export const MAX_SESSIONS = 64;
 const ENV_BUDGET = 16384; // bytes of name + value + 32 per variable, as the original
 // The statically linked sftp-server the original runs for an sftp partition without EXECUTE.
 const CM4ALL_SFTP_SERVER = '/usr/lib/cm4all/openssh/libexec/sftp-server';

@@ -162,3 +162,30 @@ describe('a hostile client', () => {
     }
   });
 });
+
+describe('limits', () => {
+  test('at most 64 sessions per connection: the 65th open fails with resource shortage, a closed one makes room', async () => {
+    const since = server.events().length;
+    const client = await ssh2Client(server.port, world.keys.ed25519!);
+    try {
+      const open: ClientChannel[] = [];
+      for (let i = 0; i < 64; i++) open.push((await exec(client, 'exec sleep 60')).resume()); // read: ssh2 emits 'close' after 'end'
+      await assert.rejects(exec(client, 'true'), /Too many sessions/);
+      const pid = await instancePid(server, (e) => e.msg === 'session refused: too many sessions', since);
+      assert.ok(pid > 0);
+      // one ends: its process goes and its place is free again
+      const closed = new Promise<void>((r) => open[0]!.once('close', () => r()));
+      open[0]!.close();
+      await within(15_000, closed, 'the session never closed');
+      let done: ClientChannel | undefined;
+      for (let i = 0; i < 100 && !done; i++) done = await exec(client, 'echo again').catch(async () => (await sleep(100), undefined));
+      assert.ok(done, 'a session opens once one has closed');
+      let out = '';
+      done.on('data', (d: Buffer) => (out += d.toString()));
+      await within(15_000, new Promise((r) => done!.once('close', r)), 'the new session never ended');
+      assert.equal(out, 'again\n');
+    } finally {
+      client.end();
+    }
+  });
+});

@@ -301,8 +301,15 @@ export class SshClient {
   }
 
   /** `ssh user@127.0.0.1 command` from the host, in the container's network namespace. */
-  ssh(user: string, command: string, opts: RunOptions & { port?: number } = {}): Promise<Run> {
-    return this.harness.netexec(['ssh', ...this.args(user, opts.port), command], opts);
+  async ssh(user: string, command: string, opts: RunOptions & { port?: number } = {}): Promise<Run> {
+    try {
+      return await this.harness.netexec(['ssh', ...this.args(user, opts.port), command], opts);
+    } catch (err) {
+      // a login that fails unexpectedly: what the server side said, for the test's report
+      const said = await this.harness.journal(['-n', '40', '-o', 'short-monotonic', '-u', 'lukko*']).catch((e: Error) => `(no journal: ${e.message})`);
+      (err as Error).message += `\n--- journal of lukko* units, last 40 lines ---\n${said}`;
+      throw err;
+    }
   }
 
   cleanup(): void {

@@ -3,10 +3,9 @@
 // it ends by itself when the companion does (its stdin closes).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { ControlConfig } from '../config/index.ts';
 import type { Logger } from '../log/logger.ts';
+import { builtHelper } from '../spawn/helper-path.ts';
 import { HelperFrameSplitter } from './control-frames.ts';
 import type { ReceivedDatagram } from './control-frames.ts';
 
@@ -14,15 +13,11 @@ const RESTART_MIN_MS = 1000;
 const RESTART_MAX_MS = 30_000;
 const START_TIMEOUT_MS = 10_000;
 
-/** dist/companion/lukko-control-recv, next to this module once built (or from src/ in tests). */
+/** dist/companion/lukko-control-recv. */
 export function controlHelperPath(): string {
-  const candidates = [
-    fileURLToPath(new URL('./lukko-control-recv', import.meta.url)),
-    fileURLToPath(new URL('../../dist/companion/lukko-control-recv', import.meta.url)),
-  ];
-  const found = candidates.find((p) => existsSync(p));
-  if (found === undefined) throw new Error('lukko-control-recv helper not found (run npm run build)');
-  return found;
+  const path = builtHelper('companion', 'lukko-control-recv');
+  if (path === undefined) throw new Error('lukko-control-recv helper not found (run npm run build)');
+  return path;
 }
 
 /** Pure: the helper's arguments for one `control` block. */

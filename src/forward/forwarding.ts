@@ -15,6 +15,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import type { Connection as SshClient, ServerChannel } from 'ssh2';
 import type { Account } from '../auth/account.ts';
+import { DISCONNECT_PROTOCOL_ERROR } from '../auth/authenticator.ts';
 import type { Policy } from '../auth/policy.ts';
 import { permitListenAllows, permitOpenAllows } from '../auth/policy.ts';
 import type { Duplex } from 'node:stream';
@@ -33,8 +34,6 @@ export const MAX_LISTENERS = 32;
 const ADMINISTRATIVELY_PROHIBITED = 1;
 const CONNECT_FAILED = 2;
 const RESOURCE_SHORTAGE = 4;
-// RFC 4253 11.1
-const DISCONNECT_PROTOCOL_ERROR = 2;
 
 /** The rule policy.ts names when port forwarding is off altogether. */
 const PORT_FORWARDING_DISABLED = 'port forwarding disabled';

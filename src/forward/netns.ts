@@ -19,13 +19,12 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import type { Connection as SshClient, ServerChannel } from 'ssh2';
 import type { Account } from '../auth/account.ts';
 import type { Logger } from '../log/logger.ts';
+import { builtHelper } from '../spawn/helper-path.ts';
 
 const HEADER_MAX = 256;
 const HEADER_TIMEOUT_MS = 10_000;
@@ -52,19 +51,9 @@ export interface NetnsListener {
   close(): void;
 }
 
-let helperPath: string | undefined;
-
-/** dist/forward/lukko-netns, found the way lukko-exec is (bundled, built, or from src/). */
+/** dist/forward/lukko-netns (LUKKO_NETNS overrides). */
 export function lukkoNetnsPath(): string | undefined {
-  if (helperPath) return helperPath;
-  const candidates = [
-    process.env.LUKKO_NETNS,
-    fileURLToPath(new URL('./lukko-netns', import.meta.url)),
-    fileURLToPath(new URL('../forward/lukko-netns', import.meta.url)),
-    fileURLToPath(new URL('../../dist/forward/lukko-netns', import.meta.url)),
-  ];
-  for (const c of candidates) if (c && existsSync(c)) return (helperPath = c);
-  return undefined;
+  return builtHelper('forward', 'lukko-netns', process.env.LUKKO_NETNS);
 }
 
 /** Pure: the helper's identity and namespace arguments for an account. */

@@ -301,30 +301,9 @@ export class SessionChannel {
     channel.pipe(proc.stdin);
     // Output: held while the client's window is used up or the connection's socket is full.
     const outputs: Writable[] = [channel];
-    if (proc.pty) {
-      const pty = proc.pty;
-      let full = false;
-      const resume = (): void => {
-        if (full) return;
-        if (gate?.blocked()) return gate.whenDrained(resume);
-        pty.resume();
-      };
-      pty.onData((data: string | Buffer) => {
-        if (!channel.write(data) && !full) {
-          full = true;
-          channel.once('drain', () => {
-            full = false;
-            resume();
-          });
-        }
-        if (full || gate?.blocked()) {
-          pty.pause();
-          if (!full) gate!.whenDrained(resume);
-        }
-      });
-    } else {
-      pump(proc.stdout!, channel, gate, false);
-      pump(proc.stderr!, channel.stderr, gate, false);
+    pump(proc.stdout, channel, gate, false);
+    if (proc.stderr) {
+      pump(proc.stderr, channel.stderr, gate, false);
       outputs.push(channel.stderr);
     }
     proc.onExit((info) => void this.finish(info, channel, outputs));

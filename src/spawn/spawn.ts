@@ -2,12 +2,12 @@
 // why a helper at all). Pipes for plain sessions, a pty from node-pty for terminals. Each
 // process leads its own process group, so ending a session reaches what it started.
 import { spawn as spawnChild } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { RLIM_INFINITY, type Rlimits } from '../translation/rlimits.ts';
 import type { SpawnDescription, SpawnIsolation } from './description.ts';
+import { builtHelper } from './helper-path.ts';
 import { PtyInput } from './pty-input.ts';
 import { termiosArgs } from './termios.ts';
 
@@ -23,9 +23,10 @@ export interface UserProcess {
   pid: number;
   /** The process's input: its stdin pipe, or the pty's master side (with backpressure). */
   stdin: Writable;
-  stdout?: Readable;
+  /** Its output: the stdout pipe, or the pty's master side (stdout and stderr in one). */
+  stdout: Readable;
+  /** Its stderr pipe; none with a pty. */
   stderr?: Readable;
-  pty?: import('node-pty').IPty;
   // Called once the process has exited and its output is fully read.
   onExit(cb: (info: ExitInfo) => void): void;
   // group: the whole process group (ending a session); else only the process (a client's signal).
@@ -33,22 +34,11 @@ export interface UserProcess {
   resize(cols: number, rows: number): void;
 }
 
-let execPath: string | undefined;
-
-/**
- * dist/spawn/lukko-exec: next to this module once built, one directory over from the
- * bundled dist/connection/main.bundle.js, and the built one when tests run src/ directly.
- */
+/** dist/spawn/lukko-exec (LUKKO_EXEC overrides). */
 export function lukkoExecPath(): string {
-  if (execPath) return execPath;
-  const candidates = [
-    process.env.LUKKO_EXEC,
-    fileURLToPath(new URL('./lukko-exec', import.meta.url)),
-    fileURLToPath(new URL('../spawn/lukko-exec', import.meta.url)),
-    fileURLToPath(new URL('../../dist/spawn/lukko-exec', import.meta.url)),
-  ];
-  for (const c of candidates) if (c && existsSync(c)) return (execPath = c);
-  throw new SpawnRefused('lukko-exec helper not found (run npm run build)');
+  const path = builtHelper('spawn', 'lukko-exec', process.env.LUKKO_EXEC);
+  if (path === undefined) throw new SpawnRefused('lukko-exec helper not found (run npm run build)');
+  return path;
 }
 
 const SIGNAL_NAMES = new Map<number, string>(
@@ -206,13 +196,14 @@ export async function spawnUserProcess(desc: SpawnDescription): Promise<UserProc
       exited = { code: signal ? null : exitCode, signal: signal ? (SIGNAL_NAMES.get(signal) ?? 'KILL') : null, coreDumped: false };
       exitCb?.(exited);
     });
-    // node-pty closes the master fd when it destroys this stream (pinned node-pty 1.1.0)
-    const { fd, _socket: master } = p as unknown as { fd: number; _socket?: { destroyed: boolean } };
+    // The master side as node-pty reads it (its data events and pause() are this stream's);
+    // node-pty closes the fd when it destroys the stream (pinned node-pty 1.1.0).
+    const { fd, _socket: master } = p as unknown as { fd: number; _socket?: Readable };
     if (!master || typeof fd !== 'number') throw new Error('node-pty: no master fd to write to');
     return {
       pid: p.pid,
-      pty: p,
       stdin: new PtyInput(fd, () => !master.destroyed),
+      stdout: master,
       onExit(cb) {
         exitCb = cb;
         if (exited) cb(exited);

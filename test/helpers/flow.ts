@@ -1,5 +1,6 @@
 // A programmable client for flow-control tests: an ssh2 client whose windows the test can
 // break, and a relay in front of lukko whose lukko→client direction the test can stop.
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import v8 from 'node:v8';
@@ -96,10 +97,23 @@ export function grantWindow(client: ssh2.Client, ch: ClientChannel, bytes: numbe
   proto.channelWindowAdjust((ch as unknown as { outgoing: { id: number } }).outgoing.id, bytes);
 }
 
-/** From now on `ch` ignores the window lukko granted (in writes that are no multiple of the packet size). */
-export function ignoreWindow(ch: ClientChannel): void {
-  // far from exactly 0, where ssh2 drops the data instead of queueing it
+/**
+ * Sends up to `max` bytes on `ch` ignoring the window lukko granted, until the connection
+ * closes (`gone`), then waits up to 5 s for that. The pieces are no multiple of the packet
+ * size, so lukko's view of the window never lands on exactly 0, where ssh2 drops the data
+ * instead of queueing it. `open`: the connection was still open at the end.
+ */
+export async function floodBeyondWindow(ch: ClientChannel, gone: Promise<void>, max: number): Promise<{ written: number; open: boolean }> {
   (ch as unknown as { outgoing: { window: number } }).outgoing.window = 2 ** 40;
+  const piece = randomBytes(MB - 1);
+  let open = true;
+  void gone.then(() => (open = false));
+  let written = 0;
+  for (; written < max && open; written += piece.length) {
+    if (!ch.write(piece)) await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+  return { written, open };
 }
 
 // ssh2's native cipher objects abort the process ("Assertion failed: (env) != nullptr") when

@@ -11,7 +11,7 @@ import type ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
 import type { Server, World } from '../helpers/fixture.ts';
 import { authorize, cleanup, freePort, keyLine, makeWorld, startServer } from '../helpers/fixture.ts';
-import { MB, closeAll, grantWindow, ignoreWindow, listen, relay, ssh2Client, within } from '../helpers/flow.ts';
+import { MB, closeAll, grantWindow, floodBeyondWindow, listen, relay, ssh2Client, within } from '../helpers/flow.ts';
 import { instancePid, memoryOf, readRepeated, sshBackground, watchMemory, writeUntilStalled } from '../helpers/forward.ts';
 
 let world: World;
@@ -188,7 +188,6 @@ describe('a hostile client', () => {
   });
 
   test('data beyond the window: the client is disconnected (as OpenSSH does) instead of lukko queueing what it sends', async () => {
-    const chunk = randomBytes(MB);
     const destPort = await listen((s) => s.pause());
     const client = await ssh2Client(server.port, world.keys.ed25519!);
     const gone = new Promise<void>((r) => client.once('close', () => r()));
@@ -197,17 +196,7 @@ describe('a hostile client', () => {
       const pid = await instancePid(server, (e) => e.msg === 'forwarding' && e.forward === `direct-tcpip 127.0.0.1:${destPort}`);
       const before = memoryOf(pid);
       const watch = watchMemory(pid); // the instance exits soon after the disconnect
-      // the client ignores the window from now on, in pieces that are no multiple of the
-      // packet size, so the window does not land on exactly 0 (where ssh2 drops the data)
-      ignoreWindow(ch);
-      const piece = chunk.subarray(0, MB - 1);
-      let open = true;
-      void gone.then(() => (open = false));
-      let written = 0;
-      for (; written < FLOOD && open; written += piece.length) {
-        if (!ch.write(piece)) await new Promise((r) => setTimeout(r, 1));
-      }
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+      const { written, open } = await floodBeyondWindow(ch, gone, FLOOD);
       const hwm = watch.stop();
       console.log(`window overrun: client sent ${Math.round(written / MB)} MB; instance RSS ${before.rss / MB} MB before, high-water ${hwm / MB} MB`);
       assert.equal(open, false, 'the client was disconnected');

@@ -11,7 +11,7 @@ import type { ClientChannel, PseudoTtyOptions } from 'ssh2';
 import type { Socket } from 'node:net';
 import type { Server, World } from '../helpers/fixture.ts';
 import { authorize, cleanup, keyLine, makeWorld, startServer } from '../helpers/fixture.ts';
-import { MB, closeAll, grantWindow, ignoreWindow, relay, ssh2Client, within } from '../helpers/flow.ts';
+import { MB, closeAll, grantWindow, floodBeyondWindow, relay, ssh2Client, within } from '../helpers/flow.ts';
 import { instancePid, memoryOf, readRepeated, sleep, watchMemory, writeUntilStalled } from '../helpers/forward.ts';
 
 let world: World;
@@ -143,15 +143,7 @@ describe('a hostile client', () => {
       const pid = await sessionPid(command, since);
       const before = memoryOf(pid);
       const watch = watchMemory(pid); // the instance exits soon after the disconnect
-      ignoreWindow(ch);
-      const piece = randomBytes(MB - 1);
-      let open = true;
-      void gone.then(() => (open = false));
-      let written = 0;
-      for (; written < FLOOD && open; written += piece.length) {
-        if (!ch.write(piece)) await sleep(1);
-      }
-      await Promise.race([gone, sleep(5000)]);
+      const { written, open } = await floodBeyondWindow(ch, gone, FLOOD);
       const hwm = watch.stop();
       console.log(`session window overrun: client sent ${Math.round(written / MB)} MB; instance RSS ${before.rss / MB} MB before, high-water ${hwm / MB} MB`);
       assert.equal(open, false, 'the client was disconnected');
